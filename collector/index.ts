@@ -1,0 +1,1 @@
+export { CollectorShard } from './shard';

@@ -1,0 +1,18 @@
+// The Worker's bindings, shared by every part (wrangler.toml and .dev.vars.example are the source).
+interface Env {
+  ASSETS: Fetcher;
+  COLLECTOR_SHARD: DurableObjectNamespace<import('./collector/shard').CollectorShard>;
+  KEYWARDEN_EVENTS: AnalyticsEngineDataset;
+  KEYWARDEN_COLLECTOR_SHARDS?: string;
+  KEYWARDEN_DEMO?: string;
+  KEYWARDEN_INGEST_TOKEN?: string;
+  KEYWARDEN_OPERATOR_TOKEN?: string;
+  KEYWARDEN_READ_TOKEN?: string;
+  KEYWARDEN_AE_ACCOUNT_ID?: string;
+  KEYWARDEN_AE_API_TOKEN?: string;
+  KEYWARDEN_AE_DATASET?: string;
+}
+
+declare namespace Cloudflare {
+  interface Env extends globalThis.Env {}
+}
