@@ -1,10 +1,26 @@
 // The one Worker: mounts every part's routes and exports every Durable Object class.
-import { CollectorShard } from './collector';
+import { Hono } from 'hono';
+import { ApiError, CollectorShard, collectorRoutes, errorBody } from './collector';
 
 export { CollectorShard };
 
+const app = new Hono<{ Bindings: Env }>();
+
+app.route('/', collectorRoutes);
+
+app.notFound((c) =>
+  c.json(errorBody('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404),
+);
+
+app.onError((err, c) => {
+  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+  // A 5xx is our bug: log it with the request's trace context so it can be found.
+  const traceparent = c.req.header('traceparent') ?? c.req.header('cf-ray') ?? 'none';
+  console.error(`keywarden: unhandled error on ${c.req.method} ${c.req.path} trace=${traceparent}`, err);
+  return c.json(errorBody('internal', 'an internal error occurred; it has been logged'), 500);
+});
+
 export default {
-  async fetch(): Promise<Response> {
-    return new Response('keywarden', { status: 200 });
-  },
+  fetch: app.fetch,
+  async scheduled(_controller, _env, _ctx) {},
 } satisfies ExportedHandler<Env>;

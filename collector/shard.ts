@@ -1,2 +1,223 @@
+// One collector shard: owns the keys that hash to it. Accepted events are journaled (one row per
+// ingest call, so the answer goes out only once they are durable), aggregated in memory, and
+// folded into the rollup tables in small set-based flushes that cut the journal in the same
+// transaction. A restart replays the journal: nothing accepted is lost or counted twice.
 import { DurableObject } from 'cloudflare:workers';
-export class CollectorShard extends DurableObject<Env> {}
+import { AnalyticsWriter } from './ae-writer';
+import { toDataPoints } from './analytics';
+import type { DecisionEvent } from './contract';
+import { emptyRanges, markSeen, type SeenRanges } from './dedupe';
+import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
+import { RollupBuffer } from './rollups';
+import { type EmitterState, RETENTION, RollupStore } from './store';
+
+/** Flush when this many rollup rows or trail events are waiting, or after FLUSH_DELAY_MS. */
+const FLUSH_ROWS = 2_000;
+const FLUSH_DELAY_MS = 1_000;
+/** Retention and the AE backlog run on the alarm this often while the shard holds data. */
+const HOUSEKEEPING_MS = 60_000;
+
+type Emitter = SeenRanges & { lastSeen: number };
+
+export type ShardIngestResult = { accepted: number; duplicates: number };
+
+export type ShardStats = {
+  accepted: number;
+  duplicates: number;
+  journalRows: number;
+  pendingRows: number;
+  pendingTrail: number;
+  emitters: number;
+  aePending: number;
+  aeWritten: number;
+  aeDropped: number;
+  /** how far behind real time the newest ingest call's oldest event was, ms */
+  lagMs: number;
+  lastIngestAt: number | null;
+};
+
+export class CollectorShard extends DurableObject<Env> {
+  #store!: RollupStore;
+  #rollups = new RollupBuffer();
+  #trail: TrailEvent[] = [];
+  #emitters = new Map<string, Emitter>();
+  #dirtyEmitters = new Set<string>();
+  #journalUpTo = 0;
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  #ae: AnalyticsWriter;
+  #accepted = 0;
+  #duplicates = 0;
+  #lagMs = 0;
+  #lastIngestAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#ae = new AnalyticsWriter(env.KEYWARDEN_EVENTS);
+    // Nothing may be answered before the journal is replayed, or a replayed batch would pass dedupe.
+    ctx.blockConcurrencyWhile(async () => {
+      this.#store = new RollupStore(ctx.storage.sql);
+      for (const e of this.#store.emitters()) {
+        this.#emitters.set(e.emitter, { floor: e.floor, ranges: e.ranges, lastSeen: e.lastSeen });
+      }
+      for (const row of this.#store.journal()) {
+        for (const e of JSON.parse(row.events) as DecisionEvent[]) this.#admit(e);
+        this.#journalUpTo = row.seq;
+      }
+      if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + HOUSEKEEPING_MS);
+    });
+  }
+
+  /** Takes a batch of valid events (a JSON array, validated by the caller) that route here. */
+  async ingest(eventsJson: string): Promise<ShardIngestResult> {
+    const events = JSON.parse(eventsJson) as DecisionEvent[];
+    const now = Date.now();
+    const accepted: DecisionEvent[] = [];
+    let oldest = now;
+    for (const e of events) {
+      if (this.#admit(e)) {
+        accepted.push(e);
+        if (e.ts < oldest) oldest = e.ts;
+      }
+    }
+    const duplicates = events.length - accepted.length;
+    this.#duplicates += duplicates;
+    this.#lastIngestAt = now;
+    if (accepted.length > 0) {
+      this.#accepted += accepted.length;
+      this.#lagMs = now - oldest;
+      this.#journalUpTo = this.#store.appendJournal(duplicates === 0 ? eventsJson : JSON.stringify(accepted));
+      this.#ae.enqueue(toDataPoints(accepted));
+    }
+    this.#ae.drain();
+    if (this.#rollups.size >= FLUSH_ROWS || this.#trail.length >= FLUSH_ROWS) this.flush();
+    else this.#scheduleFlush();
+    return { accepted: accepted.length, duplicates };
+  }
+
+  /** Dedupes one event and, when new, folds it into the in-memory aggregates. */
+  #admit(e: DecisionEvent): boolean {
+    const colon = e.id.lastIndexOf(':');
+    const emitterId = e.id.slice(0, colon);
+    const seq = Number(e.id.slice(colon + 1));
+    let emitter = this.#emitters.get(emitterId);
+    if (!emitter) {
+      emitter = { ...emptyRanges(), lastSeen: 0 };
+      this.#emitters.set(emitterId, emitter);
+    }
+    if (!markSeen(emitter, seq)) return false;
+    if (e.ts > emitter.lastSeen) emitter.lastSeen = e.ts;
+    this.#dirtyEmitters.add(emitterId);
+    this.#rollups.add(e);
+    if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
+    return true;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== null) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = null;
+      this.flush();
+    }, FLUSH_DELAY_MS);
+  }
+
+  /** Folds everything in memory into SQLite and cuts the journal, atomically. */
+  flush(): void {
+    if (this.#flushTimer !== null) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = null;
+    }
+    if (this.#journalUpTo === 0 && this.#dirtyEmitters.size === 0) return;
+    const emitters: EmitterState[] = [];
+    for (const id of this.#dirtyEmitters) {
+      const e = this.#emitters.get(id)!;
+      emitters.push({ emitter: id, floor: e.floor, ranges: e.ranges, lastSeen: e.lastSeen });
+    }
+    const flush = {
+      rows: this.#rollups.drain(),
+      trail: this.#trail,
+      emitters,
+      journalUpTo: this.#journalUpTo,
+    };
+    this.#trail = [];
+    this.#dirtyEmitters.clear();
+    this.#journalUpTo = 0;
+    this.ctx.storage.transactionSync(() => {
+      this.#store.write(flush);
+      this.#store.addCounter('accepted', this.#accepted);
+      this.#store.addCounter('duplicates', this.#duplicates);
+      this.#store.addCounter('ae_dropped', this.#ae.dropped);
+    });
+    this.#accepted = 0;
+    this.#duplicates = 0;
+    this.#ae.dropped = 0;
+  }
+
+  override async alarm(): Promise<void> {
+    this.flush();
+    const now = Date.now();
+    this.#store.prune(now);
+    // Forget dedupe state the store just forgot, so memory follows retention too.
+    for (const [id, e] of this.#emitters) {
+      if (e.lastSeen < now - RETENTION.emitterMs && !this.#dirtyEmitters.has(id)) this.#emitters.delete(id);
+    }
+    this.#ae.drain();
+    await this.ctx.storage.setAlarm(now + (this.#ae.pending > 0 ? 1_000 : HOUSEKEEPING_MS));
+  }
+
+  hotKeys(q: {
+    ns: string;
+    from: number;
+    windowSec: number;
+    limit: number;
+    pattern?: string;
+    decision?: string;
+  }): {
+    total: number;
+    keys: { key: string; count: number }[];
+  } {
+    this.flush();
+    return this.#store.hotKeys(q);
+  }
+
+  series(q: { ns: string; key: string; from: number; windowSec: number; stepMs: number }): SeriesPoint[] {
+    this.flush();
+    return this.#store.series(q);
+  }
+
+  totals(q: { from: number; windowSec: number; ns?: string }): DecisionTotal[] {
+    this.flush();
+    return this.#store.totals(q);
+  }
+
+  keyTimeCounts(q: { ns: string; from: number; windowSec: number; stepMs: number }) {
+    this.flush();
+    return this.#store.keyTimeCounts(q);
+  }
+
+  lookup(requestId: string): TrailEvent[] {
+    this.flush();
+    return this.#store.lookup(requestId);
+  }
+
+  recentTrail(ns: string, key: string, limit: number): TrailEvent[] {
+    this.flush();
+    return this.#store.recentTrail(ns, key, limit);
+  }
+
+  stats(): ShardStats {
+    const counters = this.#store.counters();
+    return {
+      accepted: (counters.accepted ?? 0) + this.#accepted,
+      duplicates: (counters.duplicates ?? 0) + this.#duplicates,
+      journalRows: this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM kw_journal').one().n,
+      pendingRows: this.#rollups.size,
+      pendingTrail: this.#trail.length,
+      emitters: this.#emitters.size,
+      aePending: this.#ae.pending,
+      aeWritten: this.#ae.written,
+      aeDropped: (counters.ae_dropped ?? 0) + this.#ae.dropped,
+      lagMs: this.#lagMs,
+      lastIngestAt: this.#lastIngestAt,
+    };
+  }
+}

@@ -1,0 +1,196 @@
+// The collector as the rest of the Worker sees it: validates events, routes them to shards by a
+// stable hash of `ns:key`, and fans queries out and merges the answers. Objects inside this Worker
+// use it directly (RPC to the shards); outside Workers go through POST /ingest.
+import { type DecisionEvent, type EventSink, type IngestResult, LIMITS, type Rejection } from './contract';
+import { fnv1a32, shardOf } from './hash';
+import type {
+  DecisionTotal,
+  HeatmapQuery,
+  HeatmapResult,
+  HotKeysQuery,
+  HotKeysResult,
+  QueryBackend,
+  SeriesQuery,
+  SeriesResult,
+  TotalsQuery,
+  TrailEvent,
+} from './query/types';
+import type { ShardStats } from './shard';
+import { tableFor } from './store';
+import { validateEvent } from './validate';
+
+export const DEFAULT_SHARDS = 4;
+export const MAX_SHARDS = 256;
+/** Events this far ahead of the collector's clock are refused: a skewed producer would poison windows. */
+export const MAX_FUTURE_MS = 5 * 60_000;
+/** Older events would land outside every retention and the dedupe horizon. */
+export const MAX_AGE_MS = 7 * 24 * 3600_000 - 3600_000;
+
+export function shardCount(env: Pick<Env, 'KEYWARDEN_COLLECTOR_SHARDS'>): number {
+  const n = Number(env.KEYWARDEN_COLLECTOR_SHARDS ?? DEFAULT_SHARDS);
+  return Number.isInteger(n) && n >= 1 && n <= MAX_SHARDS ? n : DEFAULT_SHARDS;
+}
+
+/** The first bucket of a window that ends with the current (partial) bucket. */
+export function windowStart(now: number, windowSec: number): number {
+  const { bucketMs } = tableFor(windowSec);
+  return now - (now % bucketMs) - windowSec * 1000 + bucketMs;
+}
+
+export class Collector implements EventSink, QueryBackend {
+  readonly name = 'local';
+  readonly shards: number;
+
+  constructor(private readonly env: Env) {
+    this.shards = shardCount(env);
+  }
+
+  shard(i: number) {
+    return this.env.COLLECTOR_SHARD.get(this.env.COLLECTOR_SHARD.idFromName(`shard-${i}`));
+  }
+
+  #all<T>(f: (s: ReturnType<Collector['shard']>) => Promise<T>): Promise<T[]> {
+    return Promise.all(Array.from({ length: this.shards }, (_, i) => f(this.shard(i))));
+  }
+
+  /** Validates each event (the valid ones of a mixed batch are kept) and delivers them. */
+  async ingest(events: readonly unknown[], now = Date.now()): Promise<IngestResult> {
+    const rejected: Rejection[] = [];
+    if (events.length > LIMITS.batchEvents) {
+      throw new RangeError(`a batch holds at most ${LIMITS.batchEvents} events`);
+    }
+    const byShard: DecisionEvent[][] = Array.from({ length: this.shards }, () => []);
+    for (let i = 0; i < events.length; i++) {
+      const verdict = validateEvent(events[i]);
+      if (!verdict.ok) {
+        rejected.push({ index: i, code: verdict.code, message: verdict.message });
+        continue;
+      }
+      const e = verdict.event;
+      if (e.ts > now + MAX_FUTURE_MS) {
+        rejected.push({ index: i, code: 'clock_skew', message: 'ts is more than 5 minutes in the future' });
+        continue;
+      }
+      if (e.ts < now - MAX_AGE_MS) {
+        rejected.push({ index: i, code: 'too_old', message: 'ts is older than the 7-day retention' });
+        continue;
+      }
+      byShard[shardOf(e.ns, e.key, this.shards)]!.push(e);
+    }
+    const results = await Promise.all(
+      byShard.map((batch, i) =>
+        batch.length === 0 ? { accepted: 0, duplicates: 0 } : this.shard(i).ingest(JSON.stringify(batch)),
+      ),
+    );
+    let accepted = 0;
+    let duplicates = 0;
+    for (const r of results) {
+      accepted += r.accepted;
+      duplicates += r.duplicates;
+    }
+    return { accepted, duplicates, rejected };
+  }
+
+  /** Exact: each key lives on one shard, so the global top-L is within the shards' top-L. */
+  async hotKeys(q: HotKeysQuery): Promise<HotKeysResult> {
+    const from = windowStart(q.now, q.windowSec);
+    const parts = await this.#all((s) =>
+      s.hotKeys({
+        ns: q.ns,
+        from,
+        windowSec: q.windowSec,
+        limit: q.limit,
+        pattern: q.pattern,
+        decision: q.decision,
+      }),
+    );
+    const keys = parts
+      .flatMap((p) => p.keys)
+      .sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1))
+      .slice(0, q.limit)
+      .map((k) => ({ ...k, error: 0 }));
+    return { total: parts.reduce((n, p) => n + p.total, 0), exact: true, keys };
+  }
+
+  async series(q: SeriesQuery): Promise<SeriesResult> {
+    const from = windowStart(q.now, q.windowSec);
+    const stepMs = q.stepSec * 1000;
+    const points = await this.shard(shardOf(q.ns, q.key, this.shards)).series({
+      ns: q.ns,
+      key: q.key,
+      from: from - (from % stepMs),
+      windowSec: q.windowSec,
+      stepMs,
+    });
+    return { points };
+  }
+
+  async heatmap(q: HeatmapQuery): Promise<HeatmapResult> {
+    const stepMs = q.stepSec * 1000;
+    const start = windowStart(q.now, q.windowSec);
+    const from = start - (start % stepMs);
+    const times: number[] = [];
+    for (let t = from; t <= q.now; t += stepMs) times.push(t);
+    const cells = times.map(() =>
+      Array.from({ length: q.buckets }, () => ({
+        count: 0,
+        hottestKey: null as string | null,
+        hottestCount: 0,
+      })),
+    );
+    const parts = await this.#all((s) => s.keyTimeCounts({ ns: q.ns, from, windowSec: q.windowSec, stepMs }));
+    for (const rows of parts) {
+      for (const r of rows) {
+        const row = cells[Math.floor((r.t - from) / stepMs)];
+        if (!row) continue;
+        const cell = row[fnv1a32(r.key) % q.buckets]!;
+        cell.count += r.count;
+        if (
+          r.count > cell.hottestCount ||
+          (r.count === cell.hottestCount && r.key < (cell.hottestKey ?? ''))
+        ) {
+          cell.hottestKey = r.key;
+          cell.hottestCount = r.count;
+        }
+      }
+    }
+    return { times, cells };
+  }
+
+  async totals(q: TotalsQuery): Promise<DecisionTotal[]> {
+    const from = windowStart(q.now, q.windowSec);
+    const parts = await this.#all((s) => s.totals({ from, windowSec: q.windowSec, ns: q.ns }));
+    // Keys are disjoint across shards but (ns, pattern, decision) is not: add them up.
+    const sum = new Map<string, DecisionTotal>();
+    for (const t of parts.flat()) {
+      const id = `${t.ns}\u0000${t.pattern}\u0000${t.decision}`;
+      const prev = sum.get(id);
+      if (prev) prev.count += t.count;
+      else sum.set(id, { ...t });
+    }
+    return [...sum.values()].sort((a, b) =>
+      a.ns === b.ns
+        ? a.pattern === b.pattern
+          ? cmp(a.decision, b.decision)
+          : cmp(a.pattern, b.pattern)
+        : cmp(a.ns, b.ns),
+    );
+  }
+
+  async lookup(requestId: string): Promise<TrailEvent[]> {
+    const parts = await this.#all((s) => s.lookup(requestId));
+    return parts.flat().sort((a, b) => a.ts - b.ts || cmp(a.id, b.id));
+  }
+
+  recentTrail(ns: string, key: string, limit: number): Promise<TrailEvent[]> {
+    return this.shard(shardOf(ns, key, this.shards)).recentTrail(ns, key, limit);
+  }
+
+  stats(): Promise<ShardStats[]> {
+    return this.#all((s) => s.stats());
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,293 @@
+// The local rollup store of one collector shard, in the shard's SQLite. Writes are set-based: one
+// `INSERT … SELECT … FROM json_each(?) … ON CONFLICT` per table per flush (≈ 2.8 µs a row, against
+// ≈ 4.5 µs for a statement per row), and flushes stay small so none blocks the thread for long.
+import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
+import type { RollupRow } from './rollups';
+
+export const RETENTION = {
+  /** 1 s buckets serve windows up to an hour */
+  secondsMs: 60 * 60 * 1000,
+  /** 1 min buckets serve windows up to a week */
+  minutesMs: 7 * 24 * 60 * 60 * 1000,
+  /** the requestId trail */
+  trailMs: 24 * 60 * 60 * 1000,
+  /** dedupe state of an emitter not heard from in this long is forgotten */
+  emitterMs: 7 * 24 * 60 * 60 * 1000,
+} as const;
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS kw_journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, events TEXT NOT NULL)`,
+  ...['kw_rollup_s', 'kw_rollup_m'].flatMap((t) => [
+    `CREATE TABLE IF NOT EXISTS ${t} (ns TEXT NOT NULL, key TEXT NOT NULL, pattern TEXT NOT NULL,
+      decision TEXT NOT NULL, t INTEGER NOT NULL, count INTEGER NOT NULL, vsum REAL NOT NULL,
+      vmin REAL, vmax REAL, vn INTEGER NOT NULL, dsum REAL NOT NULL, dn INTEGER NOT NULL,
+      PRIMARY KEY (ns, key, pattern, decision, t)) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS ${t}_by_time ON ${t} (t, ns)`,
+  ]),
+  `CREATE TABLE IF NOT EXISTS kw_trail (request_id TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL,
+    ns TEXT NOT NULL, key TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (request_id, id)) WITHOUT ROWID`,
+  `CREATE INDEX IF NOT EXISTS kw_trail_by_key ON kw_trail (ns, key, ts)`,
+  `CREATE INDEX IF NOT EXISTS kw_trail_by_time ON kw_trail (ts)`,
+  `CREATE TABLE IF NOT EXISTS kw_emitters (emitter TEXT PRIMARY KEY, floor INTEGER NOT NULL,
+    ranges TEXT NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID`,
+  `CREATE TABLE IF NOT EXISTS kw_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
+];
+
+const ROW_COLUMNS = `value->>0 AS ns, value->>1 AS key, value->>2 AS pattern, value->>3 AS decision,
+  value->>4 AS t, value->>5 AS count, value->>6 AS vsum, value->>7 AS vmin, value->>8 AS vmax,
+  value->>9 AS vn, value->>10 AS dsum, value->>11 AS dn`;
+
+const MERGE = `ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = vsum + excluded.vsum,
+  vmin = min(coalesce(vmin, excluded.vmin), coalesce(excluded.vmin, vmin)),
+  vmax = max(coalesce(vmax, excluded.vmax), coalesce(excluded.vmax, vmax)),
+  vn = vn + excluded.vn, dsum = dsum + excluded.dsum, dn = dn + excluded.dn`;
+
+const UPSERT_SECONDS = `INSERT INTO kw_rollup_s (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
+  SELECT ${ROW_COLUMNS} FROM json_each(?) WHERE true ${MERGE}`;
+
+const UPSERT_MINUTES = `INSERT INTO kw_rollup_m (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
+  SELECT ns, key, pattern, decision, t / 60000 * 60000, sum(count), sum(vsum), min(vmin), max(vmax),
+    sum(vn), sum(dsum), sum(dn)
+  FROM (SELECT ${ROW_COLUMNS} FROM json_each(?)) GROUP BY 1, 2, 3, 4, 5 ${MERGE}`;
+
+const INSERT_TRAIL = `INSERT OR IGNORE INTO kw_trail (request_id, id, ts, ns, key, event)
+  SELECT value->>'requestId', value->>'id', value->>'ts', value->>'ns', value->>'key', value
+  FROM json_each(?)`;
+
+const UPSERT_EMITTERS = `INSERT INTO kw_emitters (emitter, floor, ranges, last_seen)
+  SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
+  ON CONFLICT DO UPDATE SET floor = excluded.floor, ranges = excluded.ranges, last_seen = excluded.last_seen`;
+
+export type EmitterState = { emitter: string; floor: number; ranges: number[]; lastSeen: number };
+
+export type Flush = {
+  rows: RollupRow[];
+  trail: TrailEvent[];
+  emitters: EmitterState[];
+  journalUpTo: number;
+};
+
+/** Which rollup table answers a window: seconds while they are kept, minutes beyond. */
+export function tableFor(windowSec: number): { table: string; bucketMs: number } {
+  return windowSec * 1000 <= RETENTION.secondsMs
+    ? { table: 'kw_rollup_s', bucketMs: 1000 }
+    : { table: 'kw_rollup_m', bucketMs: 60_000 };
+}
+
+export class RollupStore {
+  constructor(private readonly sql: SqlStorage) {
+    for (const stmt of SCHEMA) sql.exec(stmt);
+  }
+
+  appendJournal(eventsJson: string): number {
+    return this.sql
+      .exec<{ seq: number }>('INSERT INTO kw_journal (events) VALUES (?) RETURNING seq', eventsJson)
+      .one().seq;
+  }
+
+  journal(): { seq: number; events: string }[] {
+    return this.sql
+      .exec<{ seq: number; events: string }>('SELECT seq, events FROM kw_journal ORDER BY seq')
+      .toArray();
+  }
+
+  emitters(): EmitterState[] {
+    return this.sql
+      .exec<{ emitter: string; floor: number; ranges: string; last_seen: number }>(
+        'SELECT emitter, floor, ranges, last_seen FROM kw_emitters',
+      )
+      .toArray()
+      .map((r) => ({
+        emitter: r.emitter,
+        floor: r.floor,
+        ranges: JSON.parse(r.ranges),
+        lastSeen: r.last_seen,
+      }));
+  }
+
+  /** Folds a flush into the tables; the caller runs it inside one transaction with the journal cut. */
+  write(f: Flush): void {
+    if (f.rows.length > 0) {
+      const json = JSON.stringify(
+        f.rows.map((r) => [
+          r.ns,
+          r.key,
+          r.pattern,
+          r.decision,
+          r.t,
+          r.count,
+          r.vsum,
+          r.vmin,
+          r.vmax,
+          r.vn,
+          r.dsum,
+          r.dn,
+        ]),
+      );
+      this.sql.exec(UPSERT_SECONDS, json);
+      this.sql.exec(UPSERT_MINUTES, json);
+    }
+    if (f.trail.length > 0) this.sql.exec(INSERT_TRAIL, JSON.stringify(f.trail));
+    if (f.emitters.length > 0) {
+      this.sql.exec(
+        UPSERT_EMITTERS,
+        JSON.stringify(f.emitters.map((e) => [e.emitter, e.floor, JSON.stringify(e.ranges), e.lastSeen])),
+      );
+    }
+    if (f.journalUpTo > 0) this.sql.exec('DELETE FROM kw_journal WHERE seq <= ?', f.journalUpTo);
+  }
+
+  addCounter(name: string, delta: number): void {
+    if (delta === 0) return;
+    this.sql.exec(
+      'INSERT INTO kw_counters (name, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = value + excluded.value',
+      name,
+      delta,
+    );
+  }
+
+  counters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.sql.exec<{ name: string; value: number }>('SELECT name, value FROM kw_counters')) {
+      out[r.name] = r.value;
+    }
+    return out;
+  }
+
+  /** Drops what is past retention; returns how many rows went. */
+  prune(now: number): number {
+    let removed = 0;
+    removed += this.sql.exec('DELETE FROM kw_rollup_s WHERE t < ?', now - RETENTION.secondsMs).rowsWritten;
+    removed += this.sql.exec('DELETE FROM kw_rollup_m WHERE t < ?', now - RETENTION.minutesMs).rowsWritten;
+    removed += this.sql.exec('DELETE FROM kw_trail WHERE ts < ?', now - RETENTION.trailMs).rowsWritten;
+    removed += this.sql.exec(
+      'DELETE FROM kw_emitters WHERE last_seen < ?',
+      now - RETENTION.emitterMs,
+    ).rowsWritten;
+    return removed;
+  }
+
+  hotKeys(q: {
+    ns: string;
+    from: number;
+    windowSec: number;
+    limit: number;
+    pattern?: string;
+    decision?: string;
+  }): { total: number; keys: { key: string; count: number }[] } {
+    const { table } = tableFor(q.windowSec);
+    const where = ['t >= ?', 'ns = ?'];
+    const args: (string | number)[] = [q.from, q.ns];
+    if (q.pattern !== undefined) {
+      where.push('pattern = ?');
+      args.push(q.pattern);
+    }
+    if (q.decision !== undefined) {
+      where.push('decision = ?');
+      args.push(q.decision);
+    }
+    const cond = where.join(' AND ');
+    const total = this.sql
+      .exec<{ n: number | null }>(`SELECT sum(count) AS n FROM ${table} WHERE ${cond}`, ...args)
+      .one().n;
+    const keys = this.sql
+      .exec<{ key: string; count: number }>(
+        `SELECT key, sum(count) AS count FROM ${table} WHERE ${cond} GROUP BY key ORDER BY count DESC, key LIMIT ?`,
+        ...args,
+        q.limit,
+      )
+      .toArray();
+    return { total: total ?? 0, keys };
+  }
+
+  series(q: { ns: string; key: string; from: number; windowSec: number; stepMs: number }): SeriesPoint[] {
+    const { table } = tableFor(q.windowSec);
+    const rows = this.sql.exec<{
+      b: number;
+      pattern: string;
+      decision: string;
+      count: number;
+      vsum: number;
+      vmin: number | null;
+      vmax: number | null;
+      vn: number;
+    }>(
+      `SELECT t / ?1 * ?1 AS b, pattern, decision, sum(count) AS count, sum(vsum) AS vsum, min(vmin) AS vmin,
+         max(vmax) AS vmax, sum(vn) AS vn
+       FROM ${table} WHERE ns = ?2 AND key = ?3 AND t >= ?4 GROUP BY b, pattern, decision ORDER BY b`,
+      q.stepMs,
+      q.ns,
+      q.key,
+      q.from,
+    );
+    const points = new Map<number, SeriesPoint>();
+    for (const r of rows) {
+      let p = points.get(r.b);
+      if (!p) {
+        p = { t: r.b, count: 0, decisions: {}, value: null };
+        points.set(r.b, p);
+      }
+      p.count += r.count;
+      const d = `${r.pattern}.${r.decision}`;
+      p.decisions[d] = (p.decisions[d] ?? 0) + r.count;
+      if (r.vn > 0) {
+        if (!p.value)
+          p.value = { sum: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, n: 0 };
+        p.value.sum += r.vsum;
+        p.value.min = Math.min(p.value.min, r.vmin ?? Number.POSITIVE_INFINITY);
+        p.value.max = Math.max(p.value.max, r.vmax ?? Number.NEGATIVE_INFINITY);
+        p.value.n += r.vn;
+      }
+    }
+    return [...points.values()];
+  }
+
+  totals(q: { from: number; windowSec: number; ns?: string }): DecisionTotal[] {
+    const { table } = tableFor(q.windowSec);
+    const byNs = q.ns === undefined ? '' : ' AND ns = ?';
+    const args: (string | number)[] = q.ns === undefined ? [q.from] : [q.from, q.ns];
+    return this.sql
+      .exec<DecisionTotal>(
+        `SELECT ns, pattern, decision, sum(count) AS count FROM ${table} WHERE t >= ?${byNs}
+         GROUP BY ns, pattern, decision ORDER BY ns, pattern, decision`,
+        ...args,
+      )
+      .toArray();
+  }
+
+  /** Per (time bucket, key) counts, for the heatmap; the caller folds keys into buckets. */
+  keyTimeCounts(q: { ns: string; from: number; windowSec: number; stepMs: number }): {
+    t: number;
+    key: string;
+    count: number;
+  }[] {
+    const { table } = tableFor(q.windowSec);
+    return this.sql
+      .exec<{ t: number; key: string; count: number }>(
+        `SELECT t / ?1 * ?1 AS t, key, sum(count) AS count FROM ${table} WHERE t >= ?2 AND ns = ?3 GROUP BY 1, 2`,
+        q.stepMs,
+        q.from,
+        q.ns,
+      )
+      .toArray();
+  }
+
+  lookup(requestId: string): TrailEvent[] {
+    return this.sql
+      .exec<{ event: string }>('SELECT event FROM kw_trail WHERE request_id = ? ORDER BY ts, id', requestId)
+      .toArray()
+      .map((r) => JSON.parse(r.event) as TrailEvent);
+  }
+
+  recentTrail(ns: string, key: string, limit: number): TrailEvent[] {
+    return this.sql
+      .exec<{ event: string }>(
+        'SELECT event FROM kw_trail WHERE ns = ? AND key = ? ORDER BY ts DESC LIMIT ?',
+        ns,
+        key,
+        limit,
+      )
+      .toArray()
+      .map((r) => JSON.parse(r.event) as TrailEvent);
+  }
+}
