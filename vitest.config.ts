@@ -17,7 +17,7 @@ export default defineConfig({
                 KEYWARDEN_OPERATOR_TOKEN: 'test-operator-token',
                 KEYWARDEN_DEMO: 'off',
               },
-              durableObjects: { KIT_PROBE: 'KitProbe' },
+              durableObjects: { KIT_PROBE: { className: 'KitProbe', useSQLite: true } },
             },
           }),
         ],

@@ -1,0 +1,2 @@
+// The objects' face: pattern objects and the instrumentation kit (DESIGN §1, §4).
+export * from './kit';
