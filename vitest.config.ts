@@ -15,6 +15,7 @@ export default defineConfig({
               bindings: {
                 KEYWARDEN_INGEST_TOKEN: 'test-ingest-token',
                 KEYWARDEN_OPERATOR_TOKEN: 'test-operator-token',
+                KEYWARDEN_API_TOKEN: 'test-api-token',
                 KEYWARDEN_DEMO: 'off',
               },
               durableObjects: { KIT_PROBE: { className: 'KitProbe', useSQLite: true } },

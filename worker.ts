@@ -1,12 +1,32 @@
 // The one Worker: mounts every part's routes and exports every Durable Object class.
 import { Hono } from 'hono';
 import { ApiError, CollectorShard, collectorRoutes, errorBody } from './collector';
+import {
+  CounterObject,
+  IdempotencyObject,
+  LockObject,
+  OrderingObject,
+  objectRoutes,
+  QueueObject,
+  RateLimitObject,
+  SingleFlightObject,
+} from './instrumented-objects';
 
-export { CollectorShard };
+export {
+  CollectorShard,
+  CounterObject,
+  IdempotencyObject,
+  LockObject,
+  OrderingObject,
+  QueueObject,
+  RateLimitObject,
+  SingleFlightObject,
+};
 
 const app = new Hono<{ Bindings: Env }>();
 
 app.route('/', collectorRoutes);
+app.route('/', objectRoutes);
 
 app.notFound((c) =>
   c.json(errorBody('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404),

@@ -45,7 +45,11 @@ function bearer(c: Context): string | null {
  * route open (read-only dashboard data locally); otherwise an unset token closes it.
  */
 export function requireToken(
-  tokenVar: 'KEYWARDEN_INGEST_TOKEN' | 'KEYWARDEN_OPERATOR_TOKEN' | 'KEYWARDEN_READ_TOKEN',
+  tokenVar:
+    | 'KEYWARDEN_INGEST_TOKEN'
+    | 'KEYWARDEN_OPERATOR_TOKEN'
+    | 'KEYWARDEN_API_TOKEN'
+    | 'KEYWARDEN_READ_TOKEN',
   opts: { optional?: boolean } = {},
 ): MiddlewareHandler<{ Bindings: Env }> {
   return async (c, next) => {

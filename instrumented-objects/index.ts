@@ -1,2 +1,4 @@
-// The objects' face: pattern objects and the instrumentation kit (DESIGN §1, §4).
+// The objects' face: pattern objects, their routes, and the instrumentation kit (DESIGN §1, §4).
 export * from './kit';
+export * from './patterns';
+export { objectRoutes } from './routes';

@@ -1,0 +1,2 @@
+export { CounterObject } from './object';
+export { counterRoutes } from './routes';

@@ -1,0 +1,2 @@
+export { IdempotencyObject } from './object';
+export { idempotencyRoutes } from './routes';

@@ -1,0 +1,2 @@
+export { LockObject } from './object';
+export { lockRoutes } from './routes';

@@ -1,0 +1,2 @@
+export { OrderingObject } from './object';
+export { orderingRoutes } from './routes';

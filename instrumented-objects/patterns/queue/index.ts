@@ -1,0 +1,2 @@
+export { QueueObject } from './object';
+export { queueRoutes } from './routes';

@@ -1,0 +1,2 @@
+export { RateLimitObject } from './object';
+export { rateLimitRoutes } from './routes';

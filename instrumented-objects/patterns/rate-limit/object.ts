@@ -1,0 +1,4 @@
+// The rate_limit pattern object (DESIGN §4). Placeholder until its issue lands.
+import { InstrumentedObject } from '../../kit';
+
+export class RateLimitObject extends InstrumentedObject {}

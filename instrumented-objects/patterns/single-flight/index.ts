@@ -1,0 +1,2 @@
+export { SingleFlightObject } from './object';
+export { singleFlightRoutes } from './routes';

@@ -1,0 +1,4 @@
+// The single_flight pattern object (DESIGN §4). Placeholder until its issue lands.
+import { InstrumentedObject } from '../../kit';
+
+export class SingleFlightObject extends InstrumentedObject {}

@@ -1,0 +1,4 @@
+// HTTP routes for the single_flight pattern, mounted at /objects/single_flight.
+import { Hono } from 'hono';
+
+export const singleFlightRoutes = new Hono<{ Bindings: Env }>();
