@@ -71,6 +71,8 @@ write_config() {
   <timezone>UTC</timezone>
   <mlock_executable>false</mlock_executable>
   <max_concurrent_queries>32</max_concurrent_queries>
+  <!-- Idle keep-alive connections (a test runner's fetch pool) would hold shutdown for ~10 s. -->
+  <keep_alive_timeout>1</keep_alive_timeout>
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
 </yandex>
