@@ -1,0 +1,2 @@
+// The runbooks part's face (DESIGN §1). Its issue builds it; nothing is exported yet.
+export {};
