@@ -29,7 +29,9 @@ running_pid() {
   [[ -f "$pidfile" ]] || return 1
   local pid
   pid="$(cat "$pidfile")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  # A stale pidfile may name a pid the system has since given to another process.
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+    [[ "$(cat "/proc/${pid}/comm" 2>/dev/null)" == clickhouse* ]] && echo "$pid"
 }
 
 install() {
