@@ -212,7 +212,7 @@ export class RollupStore {
       vmax: number | null;
       vn: number;
     }>(
-      `SELECT t / ?1 * ?1 AS b, pattern, decision, sum(count) AS count, sum(vsum) AS vsum, min(vmin) AS vmin,
+      `SELECT t - t % ?1 AS b, pattern, decision, sum(count) AS count, sum(vsum) AS vsum, min(vmin) AS vmin,
          max(vmax) AS vmax, sum(vn) AS vn
        FROM ${table} WHERE ns = ?2 AND key = ?3 AND t >= ?4 GROUP BY b, pattern, decision ORDER BY b`,
       q.stepMs,
@@ -264,7 +264,7 @@ export class RollupStore {
     const { table } = tableFor(q.windowSec);
     return this.sql
       .exec<{ t: number; key: string; count: number }>(
-        `SELECT t / ?1 * ?1 AS t, key, sum(count) AS count FROM ${table} WHERE t >= ?2 AND ns = ?3 GROUP BY 1, 2`,
+        `SELECT t - t % ?1 AS t, key, sum(count) AS count FROM ${table} WHERE t >= ?2 AND ns = ?3 GROUP BY 1, 2`,
         q.stepMs,
         q.from,
         q.ns,
@@ -276,7 +276,7 @@ export class RollupStore {
     return this.sql
       .exec<{ event: string }>('SELECT event FROM kw_trail WHERE request_id = ? ORDER BY ts, id', requestId)
       .toArray()
-      .map((r) => JSON.parse(r.event) as TrailEvent);
+      .map((r) => trailEvent(r.event));
   }
 
   recentTrail(ns: string, key: string, limit: number): TrailEvent[] {
@@ -288,6 +288,12 @@ export class RollupStore {
         limit,
       )
       .toArray()
-      .map((r) => JSON.parse(r.event) as TrailEvent);
+      .map((r) => trailEvent(r.event));
   }
+}
+
+/** A stored event as the trail shows it: the contract version is the storage's business. */
+function trailEvent(json: string): TrailEvent {
+  const { v: _v, ...event } = JSON.parse(json) as TrailEvent & { v: number };
+  return event;
 }
