@@ -1,3 +1,4 @@
 export { Emitter, type EmitterOptions, type EmitterStats } from './emitter';
 export { InstrumentedObject } from './object';
+export { MAX_SHARD, objectFor, objectName, type Placement, parseObjectName } from './router';
 export { AlarmScheduler, type TimerHandler } from './scheduler';
