@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { Collector, MAX_SHARDS, shardCount } from './client';
 import { DECISIONS, LIMITS, PATTERNS, type Pattern } from './contract';
 import { ApiError, intParam, readBoundedText, requireToken, textParam } from './http';
+import { collectMetrics } from './metrics';
 import { RETENTION } from './store';
 
 const MAX_WINDOW_SEC = RETENTION.minutesMs / 1000;
@@ -121,3 +122,8 @@ api.get('/health', async (c) => {
 });
 
 collectorRoutes.route('/api', api);
+
+collectorRoutes.get('/metrics', requireToken('KEYWARDEN_READ_TOKEN', { optional: true }), async (c) => {
+  const body = await collectMetrics(new Collector(c.env));
+  return c.body(body, 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+});

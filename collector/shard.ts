@@ -204,6 +204,12 @@ export class CollectorShard extends DurableObject<Env> {
     return this.#store.recentTrail(ns, key, limit);
   }
 
+  /** Decisions counted since the shard began: Prometheus counters. */
+  decisionTotals() {
+    this.flush();
+    return this.#store.decisionTotals();
+  }
+
   stats(): ShardStats {
     const counters = this.#store.counters();
     return {

@@ -30,6 +30,9 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS kw_trail_by_time ON kw_trail (ts)`,
   `CREATE TABLE IF NOT EXISTS kw_emitters (emitter TEXT PRIMARY KEY, floor INTEGER NOT NULL,
     ranges TEXT NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID`,
+  // Monotonic since the shard began (Prometheus counters), unlike the rollups, which expire.
+  `CREATE TABLE IF NOT EXISTS kw_decision_totals (ns TEXT NOT NULL, pattern TEXT NOT NULL, decision TEXT NOT NULL,
+    count INTEGER NOT NULL, vsum REAL NOT NULL, PRIMARY KEY (ns, pattern, decision)) WITHOUT ROWID`,
   `CREATE TABLE IF NOT EXISTS kw_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
 ];
 
@@ -49,6 +52,10 @@ const UPSERT_MINUTES = `INSERT INTO kw_rollup_m (ns, key, pattern, decision, t, 
   SELECT ns, key, pattern, decision, t / 60000 * 60000, sum(count), sum(vsum), min(vmin), max(vmax),
     sum(vn), sum(dsum), sum(dn)
   FROM (SELECT ${ROW_COLUMNS} FROM json_each(?)) GROUP BY 1, 2, 3, 4, 5 ${MERGE}`;
+
+const UPSERT_TOTALS = `INSERT INTO kw_decision_totals (ns, pattern, decision, count, vsum)
+  SELECT ns, pattern, decision, sum(count), sum(vsum) FROM (SELECT ${ROW_COLUMNS} FROM json_each(?))
+  GROUP BY 1, 2, 3 ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = vsum + excluded.vsum`;
 
 const INSERT_TRAIL = `INSERT OR IGNORE INTO kw_trail (request_id, id, ts, ns, key, event)
   SELECT value->>'requestId', value->>'id', value->>'ts', value->>'ns', value->>'key', value
@@ -126,6 +133,7 @@ export class RollupStore {
       );
       this.sql.exec(UPSERT_SECONDS, json);
       this.sql.exec(UPSERT_MINUTES, json);
+      this.sql.exec(UPSERT_TOTALS, json);
     }
     if (f.trail.length > 0) this.sql.exec(INSERT_TRAIL, JSON.stringify(f.trail));
     if (f.emitters.length > 0) {
@@ -152,6 +160,14 @@ export class RollupStore {
       out[r.name] = r.value;
     }
     return out;
+  }
+
+  decisionTotals(): (DecisionTotal & { valueSum: number })[] {
+    return this.sql
+      .exec<DecisionTotal & { valueSum: number }>(
+        'SELECT ns, pattern, decision, count, vsum AS valueSum FROM kw_decision_totals ORDER BY ns, pattern, decision',
+      )
+      .toArray();
   }
 
   /** Drops what is past retention; returns how many rows went. */
