@@ -89,6 +89,25 @@ api.get('/keys/:ns/:key/series', async (c) => {
   return c.json({ ns, key, window, step, points: r.points });
 });
 
+api.get('/heatmap', async (c) => {
+  const ns = textParam(c, 'ns', { required: true, maxBytes: LIMITS.nsBytes });
+  const window = intParam(c, 'window', 300, 1, MAX_WINDOW_SEC);
+  const buckets = intParam(c, 'buckets', 64, 1, 1000);
+  const defaultStep = Math.max(window <= 3600 ? 1 : 60, Math.ceil(window / 60));
+  const step = intParam(c, 'step', defaultStep, 1, 86_400);
+  if (window / step > MAX_POINTS) {
+    throw new ApiError(400, 'invalid_parameter', `window / step must be at most ${MAX_POINTS} points`);
+  }
+  const r = await new Collector(c.env).heatmap({
+    ns,
+    windowSec: window,
+    stepSec: step,
+    buckets,
+    now: Date.now(),
+  });
+  return c.json({ ns, window, step, buckets, keyBuckets: 'fnv1a32(key) % buckets', ...r });
+});
+
 api.get('/lookup', async (c) => {
   const requestId = textParam(c, 'requestId', { required: true, maxBytes: LIMITS.requestIdBytes });
   const events = await new Collector(c.env).lookup(requestId);
