@@ -6,6 +6,12 @@
 #   bash scripts/clickhouse.sh stop     stop the server this script started
 #   bash scripts/clickhouse.sh status   print the URL if it answers, exit 1 if not
 #
+# Test runs may overlap (several engineers, one machine), so they hold leases:
+#   KEYWARDEN_CH_LEASE=<pid> bash scripts/clickhouse.sh start     start or reuse, and record the lease
+#   KEYWARDEN_CH_LEASE=<pid> bash scripts/clickhouse.sh release   drop it; the last live lease stops
+#                                                                 the server, if a leased start launched it
+# A server started without a lease (by hand, by CI) is never stopped by a release.
+#
 # KEYWARDEN_CH_PORT (HTTP, default 18123), KEYWARDEN_CH_TCP_PORT (native, default 19000),
 # KEYWARDEN_CH_DIR (default $TMPDIR/keywarden-clickhouse), KEYWARDEN_CH_WAIT_SEC (default 30).
 set -euo pipefail
@@ -14,12 +20,37 @@ port="${KEYWARDEN_CH_PORT:-18123}"
 tcp_port="${KEYWARDEN_CH_TCP_PORT:-19000}"
 dir="${KEYWARDEN_CH_DIR:-${TMPDIR:-/tmp}/keywarden-clickhouse}"
 wait_sec="${KEYWARDEN_CH_WAIT_SEC:-30}"
+lease="${KEYWARDEN_CH_LEASE:-}"
 url="http://127.0.0.1:${port}/"
 pidfile="${dir}/server.pid"
+leases="${dir}/leases"
+owned="${dir}/started-for-tests"
 
-for n in "$port" "$tcp_port" "$wait_sec"; do
+for n in "$port" "$tcp_port" "$wait_sec" ${lease:+"$lease"}; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "clickhouse.sh: not a number: $n" >&2; exit 2; }
 done
+
+# One start/stop/release at a time: two runs starting at once would race for the port.
+lock() {
+  mkdir -p "$dir"
+  exec 9>"${dir}/lock"
+  flock -w 120 9 || { echo "clickhouse.sh: ${dir}/lock is held too long" >&2; exit 1; }
+}
+
+live_leases() {
+  local n=0 f
+  for f in "$leases"/*; do
+    [[ -e "$f" ]] || continue
+    if kill -0 "$(basename "$f")" 2>/dev/null; then n=$((n + 1)); else rm -f "$f"; fi
+  done
+  echo "$n"
+}
+
+take_lease() {
+  [[ -n "$lease" ]] || return 0
+  mkdir -p "$leases"
+  : >"${leases}/${lease}"
+}
 
 answers() {
   [[ "$(curl -fsS --max-time 2 --data-binary 'SELECT 1' "$url" 2>/dev/null)" == "1" ]]
@@ -118,6 +149,7 @@ start() {
   local pid deadline
   mkdir -p "$dir"
   if answers; then
+    take_lease
     echo "$url"
     return 0
   fi
@@ -130,10 +162,12 @@ start() {
   # 18.16 runs as root (checked); newer releases refuse unless run as the clickhouse user.
   # setsid + redirections: the server must not hold the caller's pipes open (a test that spawns this
   # script waits for them to close) nor die with the caller's process group.
+  # 9>&-: the server must not inherit the lock.
   setsid clickhouse-server --config-file="${dir}/config.xml" \
-    </dev/null >"${dir}/stdout.log" 2>&1 &
+    </dev/null >"${dir}/stdout.log" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$pidfile"
+  if [[ -n "$lease" ]]; then : >"$owned"; else rm -f "$owned"; fi
   deadline=$((SECONDS + wait_sec))
   until answers; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -150,11 +184,13 @@ start() {
     fi
     sleep 0.2
   done
+  take_lease
   echo "$url"
 }
 
 stop() {
   local pid
+  rm -f "$owned"
   if ! pid="$(running_pid)"; then
     rm -f "$pidfile"
     return 0
@@ -168,14 +204,21 @@ stop() {
   rm -f "$pidfile"
 }
 
+release() {
+  [[ -n "$lease" ]] || { echo "clickhouse.sh: release needs KEYWARDEN_CH_LEASE" >&2; exit 2; }
+  rm -f "${leases}/${lease}"
+  if [[ "$(live_leases)" == 0 && -f "$owned" ]]; then stop; fi
+}
+
 case "${1:-start}" in
-  start) start ;;
-  stop) stop ;;
+  start) lock && start ;;
+  stop) lock && stop ;;
+  release) lock && release ;;
   status)
     if answers; then echo "$url"; else exit 1; fi
     ;;
   *)
-    echo "usage: $0 [start|stop|status]" >&2
+    echo "usage: $0 [start|stop|status|release]" >&2
     exit 2
     ;;
 esac

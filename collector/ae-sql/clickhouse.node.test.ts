@@ -1,6 +1,7 @@
 // The AE SQL backend against a real engine: ClickHouse 18.16 (Debian's), which runs the SQL AE's
-// reference documents, behind a fetch that speaks AE's SQL API. Reuses a server that answers on
-// KEYWARDEN_CH_PORT (default 18123), else starts one with scripts/clickhouse.sh and stops it after.
+// reference documents, behind a fetch that speaks AE's SQL API. scripts/clickhouse.sh starts a server
+// on KEYWARDEN_CH_PORT (default 18123) or reuses the one there, under a lease: runs on one machine may
+// overlap, and the last one out stops a server that a test run started (never one started by hand).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecisionEvent } from '../contract';
 import { knownStream, runBackendSuite } from '../query/backend.case';
@@ -11,36 +12,29 @@ import { aeRowsFromStream, aeTableDdl, clickhouseFetch, clickhouseQuery, type Se
 type ExecFile = (
   file: string,
   args: string[],
-  opts: { timeout: number },
+  opts: { timeout: number; env: Record<string, string | undefined> },
   cb: (err: Error | null, stdout: string, stderr: string) => void,
 ) => void;
-const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
+const proc = (globalThis as unknown as { process: { env: Record<string, string | undefined>; pid: number } })
+  .process;
 
-const CH_URL = `http://127.0.0.1:${env.KEYWARDEN_CH_PORT ?? '18123'}/`;
-const DATASET = 'keywarden_events';
+const CH_URL = `http://127.0.0.1:${proc.env.KEYWARDEN_CH_PORT ?? '18123'}/`;
+// Tables of their own, so overlapping runs never read each other's rows.
+const DATASET = `keywarden_events_${proc.pid}`;
+const ESCAPING_DATASET = `keywarden_escaping_${proc.pid}`;
 const TOKEN = 'kw-test-token-5f3a9c';
 
-async function answers(): Promise<boolean> {
-  try {
-    const res = await fetch(CH_URL, { method: 'POST', body: 'SELECT 1' });
-    return res.ok && (await res.text()).trim() === '1';
-  } catch {
-    return false;
-  }
-}
-
-async function clickhouseScript(...args: string[]): Promise<string> {
+async function clickhouseScript(command: 'start' | 'release'): Promise<string> {
   const { execFile } = (await import('node:child_process' as string)) as { execFile: ExecFile };
+  const env = { ...proc.env, KEYWARDEN_CH_LEASE: String(proc.pid) };
   return new Promise((resolve, reject) => {
-    execFile('bash', ['scripts/clickhouse.sh', ...args], { timeout: 110_000 }, (err, stdout, stderr) =>
+    execFile('bash', ['scripts/clickhouse.sh', command], { timeout: 110_000, env }, (err, stdout, stderr) =>
       err
-        ? reject(new Error(`scripts/clickhouse.sh ${args.join(' ')} failed: ${stderr || err.message}`))
+        ? reject(new Error(`scripts/clickhouse.sh ${command} failed: ${stderr || err.message}`))
         : resolve(stdout),
     );
   });
 }
-
-let startedHere = false;
 
 async function loadTable(dataset: string, events: readonly DecisionEvent[]) {
   await clickhouseQuery(CH_URL, `DROP TABLE IF EXISTS ${dataset}`);
@@ -64,10 +58,7 @@ async function loadTable(dataset: string, events: readonly DecisionEvent[]) {
 let engine: Promise<{ now: number } & Awaited<ReturnType<typeof loadTable>>> | undefined;
 function seeded() {
   engine ??= (async () => {
-    if (!(await answers())) {
-      await clickhouseScript();
-      startedHere = true;
-    }
+    await clickhouseScript('start');
     const now = Date.now();
     return { now, ...(await loadTable(DATASET, knownStream(now))) };
   })();
@@ -75,7 +66,10 @@ function seeded() {
 }
 
 afterAll(async () => {
-  if (startedHere) await clickhouseScript('stop');
+  if (!engine) return;
+  await clickhouseQuery(CH_URL, `DROP TABLE IF EXISTS ${DATASET}`).catch(() => undefined);
+  await clickhouseQuery(CH_URL, `DROP TABLE IF EXISTS ${ESCAPING_DATASET}`).catch(() => undefined);
+  await clickhouseScript('release');
 });
 
 runBackendSuite('Analytics Engine SQL on ClickHouse 18.16', async () => {
@@ -153,7 +147,7 @@ describe('Analytics Engine SQL on ClickHouse 18.16: what only AE has', () => {
       count: i + 1,
       requestId: `r${s}`,
     }));
-    const { backend } = await loadTable('keywarden_escaping', events);
+    const { backend } = await loadTable(ESCAPING_DATASET, events);
     for (const [i, s] of odd.entries()) {
       const ns = `${i}:${s.slice(0, 100)}`;
       const hot = await backend.hotKeys({ ns, windowSec: 300, limit: 5, now });
@@ -169,7 +163,6 @@ describe('Analytics Engine SQL on ClickHouse 18.16: what only AE has', () => {
         JSON.stringify(s),
       ).toEqual([[ns, s, `r${s}`]]);
     }
-    await clickhouseQuery(CH_URL, 'DROP TABLE keywarden_escaping');
   });
 
   it('reports an engine error with its status and message, never the token', async () => {
