@@ -128,6 +128,7 @@ describe('validation', () => {
   it('takes only identifiers as dataset names', () => {
     for (const dataset of ['a-b', '1abc', 'x; DROP TABLE y', '', 'a b']) {
       rejects400(() => new AnalyticsEngineBackend({ accountId: 'a', apiToken: 't', dataset }));
+      rejects400(() => totalsSql(dataset, { windowSec: 60, now: NOW }));
     }
   });
 });

@@ -19,6 +19,7 @@ import type {
 } from '../query/types';
 import {
   AnalyticsEngineError,
+  checkDataset,
   checkDecision,
   checkInt,
   checkKey,
@@ -93,8 +94,10 @@ export function hotKeysSql(dataset: string, q: HotKeysQuery): HotKeysPlan {
   if (decision) where.push(stringEquals(C.decision, decision));
   const w = where.join(' AND ');
   return {
-    keys: `SELECT ${C.key} AS k, ${WEIGHTED_COUNT} AS c FROM ${dataset} WHERE ${w} GROUP BY k ORDER BY c DESC, k ASC LIMIT ${sqlInt(limit)}`,
-    total: `SELECT ${WEIGHTED_COUNT} AS c FROM ${dataset} WHERE ${w}`,
+    keys:
+      `SELECT ${C.key} AS k, ${WEIGHTED_COUNT} AS c FROM ${checkDataset(dataset)} WHERE ${w} ` +
+      `GROUP BY k ORDER BY c DESC, k ASC LIMIT ${sqlInt(limit)}`,
+    total: `SELECT ${WEIGHTED_COUNT} AS c FROM ${checkDataset(dataset)} WHERE ${w}`,
     limit,
   };
 }
@@ -127,7 +130,7 @@ export function seriesSql(dataset: string, q: SeriesQuery): SeriesPlan {
   const sql =
     `SELECT ${bucketOf(step)} AS t, ${C.pattern} AS p, ${C.decision} AS d, ${C.hasValue} AS hv, ` +
     `${WEIGHTED_COUNT} AS c, sum(${C.value} * _sample_interval) AS vs, min(${C.min}) AS vmin, max(${C.max}) AS vmax ` +
-    `FROM ${dataset} WHERE ${where} GROUP BY t, p, d, hv ORDER BY t ASC LIMIT ${QUERY_LIMITS.seriesRows}`;
+    `FROM ${checkDataset(dataset)} WHERE ${where} GROUP BY t, p, d, hv ORDER BY t ASC LIMIT ${QUERY_LIMITS.seriesRows}`;
   return { sql, from, to, step };
 }
 
@@ -168,7 +171,7 @@ export function heatmapSql(dataset: string, q: HeatmapQuery): HeatmapPlan {
   // AE has no fnv1a32, so keys go to their buckets here; the heaviest (time, key) pairs come first
   // so the row cap drops only the long tail.
   const sql =
-    `SELECT ${bucketOf(step)} AS t, ${C.key} AS k, ${WEIGHTED_COUNT} AS c FROM ${dataset} ` +
+    `SELECT ${bucketOf(step)} AS t, ${C.key} AS k, ${WEIGHTED_COUNT} AS c FROM ${checkDataset(dataset)} ` +
     `WHERE ${stringEquals(C.ns, ns)} AND ${timeFilter(from, to)} ` +
     `GROUP BY t, k ORDER BY c DESC, t ASC, k ASC LIMIT ${QUERY_LIMITS.heatmapRows}`;
   return { sql, from, to, step, buckets };
@@ -206,7 +209,7 @@ export function totalsSql(dataset: string, q: TotalsQuery): string {
   const where = [timeFilter(from, to)];
   if (q.ns !== undefined) where.push(stringEquals(C.ns, checkNs(q.ns)));
   return (
-    `SELECT ${C.ns} AS ns, ${C.pattern} AS p, ${C.decision} AS d, ${WEIGHTED_COUNT} AS c FROM ${dataset} ` +
+    `SELECT ${C.ns} AS ns, ${C.pattern} AS p, ${C.decision} AS d, ${WEIGHTED_COUNT} AS c FROM ${checkDataset(dataset)} ` +
     `WHERE ${where.join(' AND ')} GROUP BY ns, p, d ORDER BY c DESC, ns ASC, p ASC, d ASC ` +
     `LIMIT ${QUERY_LIMITS.totalsRows}`
   );
@@ -226,7 +229,7 @@ export function lookupSql(dataset: string, requestId: string): string {
     `SELECT toUnixTimestamp(timestamp) AS ts, ${C.ns} AS ns, ${C.key} AS k, ${C.pattern} AS p, ` +
     `${C.decision} AS d, ${C.requestId} AS rid, ${C.traceId} AS tid, ${C.count} AS c, ${C.value} AS v, ` +
     `${C.durationMs} AS dur, ${C.shard} AS shard, ${C.epoch} AS ep, ${C.hasValue} AS hv, ` +
-    `${C.hasDuration} AS hd FROM ${dataset} WHERE ${stringEquals(C.requestId, id)} ` +
+    `${C.hasDuration} AS hd FROM ${checkDataset(dataset)} WHERE ${stringEquals(C.requestId, id)} ` +
     `ORDER BY ts ASC LIMIT ${QUERY_LIMITS.trailEvents}`
   );
 }
