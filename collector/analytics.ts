@@ -12,6 +12,8 @@ export const AE_COLUMNS = {
   decision: 'blob4',
   requestId: 'blob5',
   traceId: 'blob6',
+  eventId: 'blob7', // empty on a coalesced point: it stands for many events
+  spanId: 'blob8',
   count: 'double1',
   value: 'double2', // sum when coalesced
   durationMs: 'double3',
@@ -21,6 +23,7 @@ export const AE_COLUMNS = {
   max: 'double7',
   hasValue: 'double8', // 1 when value/min/max are meaningful
   hasDuration: 'double9', // 1 when durationMs is meaningful
+  ts: 'double10', // the decision's own time, ms (AE's timestamp is when the point was written)
 } as const;
 
 /** AE allows one index of at most 96 bytes, and 250 data points per invocation. */
@@ -40,7 +43,7 @@ export function toDataPoint(e: DecisionEvent): AnalyticsEngineDataPoint {
   const hasValue = e.value !== undefined;
   return {
     indexes: [aeIndex(e.ns, e.key)],
-    blobs: [e.ns, e.key, e.pattern, e.decision, e.requestId ?? '', e.traceId ?? ''],
+    blobs: [e.ns, e.key, e.pattern, e.decision, e.requestId ?? '', e.traceId ?? '', e.id, e.spanId ?? ''],
     doubles: [
       e.count,
       e.value ?? 0,
@@ -51,6 +54,7 @@ export function toDataPoint(e: DecisionEvent): AnalyticsEngineDataPoint {
       e.max ?? e.value ?? 0,
       hasValue ? 1 : 0,
       e.durationMs !== undefined ? 1 : 0,
+      e.ts,
     ],
   };
 }
@@ -68,10 +72,11 @@ export function toDataPoints(events: readonly DecisionEvent[]): AnalyticsEngineD
       points.push(toDataPoint(e));
       continue;
     }
-    const g = `${e.ns}\u0000${e.key}\u0000${e.pattern}\u0000${e.decision}\u0000${e.shard ?? -1}\u0000${e.epoch ?? 0}`;
+    // Events with and without a value (or a duration) never share a point: hasValue must stay true.
+    const g = `${e.ns}\u0000${e.key}\u0000${e.pattern}\u0000${e.decision}\u0000${e.shard ?? -1}\u0000${e.epoch ?? 0}\u0000${e.value === undefined}\u0000${e.durationMs === undefined}`;
     const prev = groups.get(g);
     if (!prev) {
-      groups.set(g, { ...e, min: e.min ?? e.value, max: e.max ?? e.value });
+      groups.set(g, { ...e, id: '', min: e.min ?? e.value, max: e.max ?? e.value });
       continue;
     }
     prev.count += e.count;

@@ -3,6 +3,16 @@
 // use it directly (RPC to the shards); outside Workers go through POST /ingest.
 import { type DecisionEvent, type EventSink, type IngestResult, LIMITS, type Rejection } from './contract';
 import { fnv1a32, shardOf } from './hash';
+import {
+  checkDecision,
+  checkInt,
+  checkKey,
+  checkNs,
+  checkPattern,
+  checkRequestId,
+  checkStep,
+  checkWindow,
+} from './query/checks';
 import type {
   DecisionTotal,
   HeatmapQuery,
@@ -16,7 +26,7 @@ import type {
   TrailEvent,
 } from './query/types';
 import type { ShardStats } from './shard';
-import { tableFor } from './store';
+import { RETENTION, tableFor } from './store';
 import { validateEvent } from './validate';
 
 export const DEFAULT_SHARDS = 4;
@@ -32,6 +42,13 @@ export function shardCount(env: Pick<Env, 'KEYWARDEN_COLLECTOR_SHARDS'>): number
 }
 
 /** The first bucket of a window that ends with the current (partial) bucket. */
+/** The local store keeps minutes for a week: no window reaches further. */
+export const MAX_LOCAL_WINDOW_SEC = RETENTION.minutesMs / 1000;
+
+function checkLocalWindow(now: number, windowSec: number): void {
+  checkWindow(now, windowSec, MAX_LOCAL_WINDOW_SEC);
+}
+
 export function windowStart(now: number, windowSec: number): number {
   const { bucketMs } = tableFor(windowSec);
   return now - (now % bucketMs) - windowSec * 1000 + bucketMs;
@@ -93,6 +110,10 @@ export class Collector implements EventSink, QueryBackend {
 
   /** Exact: each key lives on one shard, so the global top-L is within the shards' top-L. */
   async hotKeys(q: HotKeysQuery): Promise<HotKeysResult> {
+    checkNs(q.ns);
+    checkLocalWindow(q.now, q.windowSec);
+    checkInt('limit', q.limit, 1, 1000);
+    checkDecision(q.decision, checkPattern(q.pattern));
     const from = windowStart(q.now, q.windowSec);
     const parts = await this.#all((s) =>
       s.hotKeys({
@@ -113,6 +134,10 @@ export class Collector implements EventSink, QueryBackend {
   }
 
   async series(q: SeriesQuery): Promise<SeriesResult> {
+    checkNs(q.ns);
+    checkKey(q.key);
+    checkLocalWindow(q.now, q.windowSec);
+    checkStep(q.stepSec, q.windowSec);
     const from = windowStart(q.now, q.windowSec);
     const stepMs = q.stepSec * 1000;
     const points = await this.shard(shardOf(q.ns, q.key, this.shards)).series({
@@ -126,6 +151,10 @@ export class Collector implements EventSink, QueryBackend {
   }
 
   async heatmap(q: HeatmapQuery): Promise<HeatmapResult> {
+    checkNs(q.ns);
+    checkLocalWindow(q.now, q.windowSec);
+    checkStep(q.stepSec, q.windowSec);
+    checkInt('buckets', q.buckets, 1, 1000);
     const stepMs = q.stepSec * 1000;
     const start = windowStart(q.now, q.windowSec);
     const from = start - (start % stepMs);
@@ -158,6 +187,8 @@ export class Collector implements EventSink, QueryBackend {
   }
 
   async totals(q: TotalsQuery): Promise<DecisionTotal[]> {
+    if (q.ns !== undefined) checkNs(q.ns);
+    checkLocalWindow(q.now, q.windowSec);
     const from = windowStart(q.now, q.windowSec);
     const parts = await this.#all((s) => s.totals({ from, windowSec: q.windowSec, ns: q.ns }));
     // Keys are disjoint across shards but (ns, pattern, decision) is not: add them up.
@@ -178,6 +209,7 @@ export class Collector implements EventSink, QueryBackend {
   }
 
   async lookup(requestId: string): Promise<TrailEvent[]> {
+    checkRequestId(requestId);
     const parts = await this.#all((s) => s.lookup(requestId));
     return parts.flat().sort((a, b) => a.ts - b.ts || cmp(a.id, b.id));
   }

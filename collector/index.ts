@@ -1,4 +1,5 @@
 // The collector's face: what other parts may import (DESIGN §1).
+export { AnalyticsEngineBackend, AnalyticsEngineError, aeBackendFromEnv } from './ae-sql';
 export { AE_COLUMNS, aeIndex, toDataPoint, toDataPoints } from './analytics';
 export { Collector, shardCount, windowStart } from './client';
 export * from './contract';

@@ -273,8 +273,8 @@ describe('CollectorShard storage', () => {
     expect(calls.total).toBe(600);
     expect(calls.first).toEqual({
       indexes: [`${ns}:order:9`],
-      blobs: [ns, 'order:9', 'idempotency', 'applied', 'req-0', 'trace-abc'],
-      doubles: [1, 0, 2, 1, 3, 0, 0, 1, 1],
+      blobs: [ns, 'order:9', 'idempotency', 'applied', 'req-0', 'trace-abc', 'ae:0', ''],
+      doubles: [1, 0, 2, 1, 3, 0, 0, 1, 1, events[0]!.ts],
     });
     expect(calls.stats.aeDropped).toBe(0);
   });
@@ -302,7 +302,8 @@ describe('CollectorShard storage', () => {
     });
     expect(points).toHaveLength(1);
     // count 40, value sum 0+…+39, min 0, max 39
-    expect(points[0]!.doubles).toEqual([40, 780, 0, -1, 0, 0, 39, 1, 0]);
+    expect(points[0]!.doubles).toEqual([40, 780, 0, -1, 0, 0, 39, 1, 0, events[0]!.ts]);
+    expect(points[0]!.blobs![6]).toBe('');
   });
 });
 

@@ -226,25 +226,26 @@ export function totalsResult(rows: Row[]): DecisionTotal[] {
 export function lookupSql(dataset: string, requestId: string): string {
   const id = checkRequestId(requestId);
   return (
-    `SELECT toUnixTimestamp(timestamp) AS ts, ${C.ns} AS ns, ${C.key} AS k, ${C.pattern} AS p, ` +
+    `SELECT ${C.ns} AS ns, ${C.key} AS k, ${C.pattern} AS p, ` +
     `${C.decision} AS d, ${C.requestId} AS rid, ${C.traceId} AS tid, ${C.count} AS c, ${C.value} AS v, ` +
     `${C.durationMs} AS dur, ${C.shard} AS shard, ${C.epoch} AS ep, ${C.hasValue} AS hv, ` +
-    `${C.hasDuration} AS hd FROM ${checkDataset(dataset)} WHERE ${stringEquals(C.requestId, id)} ` +
-    `ORDER BY ts ASC LIMIT ${QUERY_LIMITS.trailEvents}`
+    `${C.hasDuration} AS hd, ${C.eventId} AS eid, ${C.spanId} AS sid, ${C.ts} AS ets ` +
+    `FROM ${checkDataset(dataset)} WHERE ${stringEquals(C.requestId, id)} ` +
+    `ORDER BY ets ASC, eid ASC LIMIT ${QUERY_LIMITS.trailEvents}`
   );
 }
 
 /**
- * AE keeps neither the event id nor the span id, and stamps rows with the second they were written:
- * `id` is empty and `ts` is that second. An unsplit key writes shard -1, so shard and epoch are only
- * reported for split keys.
+ * An event with a requestId always has its own data point, carrying its id, span id and own time.
+ * An unsplit key writes shard -1, so shard and epoch are only reported for split keys.
  */
 export function trailResult(rows: Row[]): TrailEvent[] {
   return rows.map((r) => {
+    const ns = str(r, 'ns');
     const e: TrailEvent = {
-      id: '',
-      ts: num(r, 'ts') * 1000,
-      ns: str(r, 'ns'),
+      id: str(r, 'eid'),
+      ts: num(r, 'ets'),
+      ns,
       key: str(r, 'k'),
       pattern: str(r, 'p'),
       decision: str(r, 'd'),
@@ -255,6 +256,8 @@ export function trailResult(rows: Row[]): TrailEvent[] {
     if (num(r, 'hd') > 0) e.durationMs = num(r, 'dur');
     const traceId = str(r, 'tid');
     if (traceId !== '') e.traceId = traceId;
+    const spanId = str(r, 'sid');
+    if (spanId !== '') e.spanId = spanId;
     const shard = num(r, 'shard');
     if (shard >= 0) {
       e.shard = shard;

@@ -74,7 +74,7 @@ afterAll(async () => {
 
 runBackendSuite('Analytics Engine SQL on ClickHouse 18.16', async () => {
   const { backend, now } = await seeded();
-  return { backend, now, trail: { ids: false, spanIds: false, tsResolutionMs: 1000 } };
+  return { backend, now };
 });
 
 // Functions the AE SQL reference documents (statements, aggregate, date-time, maths, encoding).

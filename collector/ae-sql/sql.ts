@@ -6,7 +6,8 @@
 // else is compared through `hex(column) = '<UTF-8 bytes in hex>'` (`hex` is documented; its output is
 // [0-9A-F], which no lexer can misread). No input can end a literal early or start a comment.
 import type { AE_COLUMNS } from '../analytics';
-import { DECISIONS, LIMITS, PATTERNS, type Pattern, utf8Bytes } from '../contract';
+import { utf8Bytes } from '../contract';
+import { checkWindow as checkWindowWithin, MAX_TIME_BUCKETS } from '../query/checks';
 
 /** One error class for the backend; `status` says whose fault it is (4xx: the caller's). */
 export class AnalyticsEngineError extends Error {
@@ -54,7 +55,7 @@ export function sqlInt(n: number): string {
 // AE keeps 3 months of data; buckets and rows are capped so one query stays one screenful.
 export const QUERY_LIMITS = {
   windowSec: 90 * 24 * 3600,
-  timeBuckets: 3600,
+  timeBuckets: MAX_TIME_BUCKETS,
   hotKeys: 1000,
   heatmapKeyBuckets: 256,
   heatmapRows: 10_000,
@@ -67,59 +68,26 @@ function invalid(message: string): never {
   throw new AnalyticsEngineError(400, 'invalid_query', message);
 }
 
-export function checkInt(name: string, n: unknown, min: number, max: number): number {
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    invalid(`${name} must be an integer from ${min} to ${max}`);
-  }
-  return n;
-}
-
-export function checkText(name: string, s: unknown, maxBytes: number): string {
-  if (typeof s !== 'string' || s.length === 0 || utf8Bytes(s) > maxBytes) {
-    invalid(`${name} must be a non-empty string of at most ${maxBytes} UTF-8 bytes`);
-  }
-  return s;
-}
-
-export const checkNs = (ns: unknown) => checkText('ns', ns, LIMITS.nsBytes);
-export const checkKey = (key: unknown) => checkText('key', key, LIMITS.keyBytes);
-export const checkRequestId = (id: unknown) => checkText('requestId', id, LIMITS.requestIdBytes);
-
-export function checkPattern(p: unknown): Pattern | undefined {
-  if (p === undefined) return undefined;
-  if (typeof p !== 'string' || !(PATTERNS as string[]).includes(p)) invalid(`unknown pattern: ${String(p)}`);
-  return p as Pattern;
-}
-
-export function checkDecision(d: unknown, pattern: Pattern | undefined): string | undefined {
-  if (d === undefined) return undefined;
-  const allowed: readonly string[] = pattern ? DECISIONS[pattern] : Object.values(DECISIONS).flat();
-  if (typeof d !== 'string' || !allowed.includes(d)) invalid(`unknown decision: ${String(d)}`);
-  return d;
-}
-
-/** The query's time range in whole seconds: (from, to], to = now rounded down. */
-export function checkWindow(now: unknown, windowSec: unknown): { from: number; to: number } {
-  const w = checkInt('windowSec', windowSec, 1, QUERY_LIMITS.windowSec);
-  if (typeof now !== 'number' || !Number.isFinite(now) || now < w * 1000 || now > 8.64e15) {
-    invalid('now must be ms since epoch, later than the window start');
-  }
-  const to = Math.floor(now / 1000);
-  return { from: to - w, to };
-}
-
-export function checkStep(stepSec: unknown, windowSec: number): number {
-  const step = checkInt('stepSec', stepSec, 1, windowSec);
-  if (Math.ceil(windowSec / step) + 1 > QUERY_LIMITS.timeBuckets) {
-    invalid(`windowSec / stepSec must be at most ${QUERY_LIMITS.timeBuckets - 1} buckets`);
-  }
-  return step;
-}
-
 /** AE datasets are tables; the name goes into FROM, so only plain identifiers. */
 export function checkDataset(dataset: unknown): string {
   if (typeof dataset !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(dataset)) {
     invalid('dataset must be an identifier: letters, digits and _, not starting with a digit');
   }
   return dataset;
+}
+
+export {
+  checkDecision,
+  checkInt,
+  checkKey,
+  checkNs,
+  checkPattern,
+  checkRequestId,
+  checkStep,
+  checkText,
+} from '../query/checks';
+
+/** The query's time range in whole seconds, up to AE's 90 days. */
+export function checkWindow(now: unknown, windowSec: unknown): { from: number; to: number } {
+  return checkWindowWithin(now, windowSec, QUERY_LIMITS.windowSec);
 }
