@@ -139,6 +139,11 @@ export type ConformanceSpec<S extends InspectableStub, R, I = Awaited<ReturnType
   timeoutMs?: number;
 };
 
+/** The calls that returned (narrowed, so `c.result` is typed). */
+export function answered<R>(calls: readonly CallRecord<R>[]): (CallRecord<R> & { ok: true; result: R })[] {
+  return calls.filter((c): c is CallRecord<R> & { ok: true; result: R } => c.ok);
+}
+
 /** The default telemetry expectation: one event per successful call whose result has a `decision`. */
 export function decisionsFromResults<R>(run: {
   byRequest: Map<string, CallRecord<R>[]>;
