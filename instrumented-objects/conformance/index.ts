@@ -18,7 +18,7 @@
  * - `concurrent`: `callers` callers at once, one distinct requestId each;
  * - `retries`: the same, and caller i also retries its requestId — i%3 = 0 after its answer,
  *   i%3 = 1 concurrently with its first call — then every requestId is retried once more, all at once;
- * - `restart`: wave 1 as in `retries`; then the object is restarted (its telemetry flushed,
+ * - `restart`: wave 1 as in `retries` (without its final round); then the object is restarted (its telemetry flushed,
  *   `abortAllDurableObjects()`, fresh stubs); wave 2 runs `callers` new requestIds together with a
  *   retry of every wave-1 requestId, all at once.
  * After the last wave: `settle` (if given: drain a queue, fire alarms), then the harness checks
@@ -33,12 +33,12 @@
  *     callers: 16,
  *     object: (ns, key) => objectFor(env.COUNTER, ns, key),
  *     operation: (counter, call) =>
- *       counter.increment({ ns: call.ns, key: call.key, requestId: call.requestId, by: 1 }),
- *     check: ({ calls, byRequest, inspect }) => {
+ *       counter.increment({ ns: call.ns, key: call.key, requestId: call.requestId }),
+ *     check: ({ byRequest, inspect }) => {
  *       // exact: one increment per distinct requestId, whatever the retries
- *       expect(inspect.value).toBe(byRequest.size);
+ *       expect(inspect).toMatchObject({ counters: [{ value: byRequest.size }] });
  *       for (const [, tries] of byRequest)
- *         expect(tries.filter((c) => c.ok && c.result.decision === 'incremented')).toHaveLength(1);
+ *         expect(answered(tries).filter((c) => c.result.decision === 'incremented')).toHaveLength(1);
  *     },
  *   });
  *
