@@ -1,12 +1,14 @@
 // The one Worker: mounts every part's routes and exports every Durable Object class.
 import { Hono } from 'hono';
-import { ApiError, CollectorShard, collectorRoutes, errorBody } from './collector';
+import { ApiError, CollectorShard, createCollectorRoutes, errorBody } from './collector';
 import {
+  authoritativeLookup,
   CounterObject,
   IdempotencyObject,
   LockObject,
   OrderingObject,
   objectRoutes,
+  payDemoRoutes,
   QueueObject,
   RateLimitObject,
   SingleFlightObject,
@@ -25,8 +27,9 @@ export {
 
 const app = new Hono<{ Bindings: Env }>();
 
-app.route('/', collectorRoutes);
+app.route('/', createCollectorRoutes({ authoritativeLookup }));
 app.route('/', objectRoutes);
+app.route('/', payDemoRoutes);
 
 app.notFound((c) =>
   c.json(errorBody('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404),

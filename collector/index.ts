@@ -15,5 +15,5 @@ export {
   textParam,
 } from './http';
 export type * from './query/types';
-export { collectorRoutes } from './routes';
+export { type CollectorRouteOptions, createCollectorRoutes } from './routes';
 export { CollectorShard, type ShardStats } from './shard';

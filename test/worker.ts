@@ -37,10 +37,6 @@ export class KitProbe extends InstrumentedObject {
     }
   }
 
-  flushTelemetry(): Promise<void> {
-    return this.emitter.flush();
-  }
-
   timersPending() {
     return this.timers.pending();
   }

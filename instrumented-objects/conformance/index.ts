@@ -302,7 +302,7 @@ export async function flushTelemetry(object: InspectableStub): Promise<void> {
   const stub = object as unknown as DurableObjectStub<never>;
   for (let i = 0; i < 200; i++) {
     await runInDurableObject(stub, (instance: unknown) =>
-      (instance as { emitter: { flush(): Promise<void> } }).emitter.flush(),
+      (instance as { flushTelemetry(): Promise<void> }).flushTelemetry(),
     );
     const stats = await object.telemetryStats();
     expect(stats.outboxEvents, 'telemetry must reach the collector, not the outbox').toBe(0);

@@ -48,6 +48,8 @@ export class Emitter {
   #buffer: DecisionEvent[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
   #inFlight = 0;
+  /** deliveries under way, so drain() can wait for them */
+  #deliveries = new Set<Promise<void>>();
   #sent = 0;
   #seq: number;
   #reservedUntil: number;
@@ -150,18 +152,29 @@ export class Emitter {
       return;
     }
     this.#inFlight++;
+    const delivery = this.#deliver(batch).then(
+      () => this.#reportDropped(),
+      (err) => {
+        console.warn(
+          `keywarden: telemetry batch of ${batch.length} not delivered, kept in the outbox`,
+          String(err),
+        );
+        this.#toOutbox(batch);
+      },
+    );
+    this.#deliveries.add(delivery);
     try {
-      await this.#deliver(batch);
-      this.#reportDropped();
-    } catch (err) {
-      console.warn(
-        `keywarden: telemetry batch of ${batch.length} not delivered, kept in the outbox`,
-        String(err),
-      );
-      this.#toOutbox(batch);
+      await delivery;
     } finally {
+      this.#deliveries.delete(delivery);
       this.#inFlight--;
     }
+  }
+
+  /** Flushes and waits for every delivery under way: all emitted so far is delivered or in the outbox. */
+  async drain(): Promise<void> {
+    await this.flush();
+    while (this.#deliveries.size > 0) await Promise.all([...this.#deliveries]);
   }
 
   async #deliver(batch: DecisionEvent[]): Promise<void> {

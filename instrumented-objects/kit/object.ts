@@ -27,6 +27,11 @@ export abstract class InstrumentedObject extends DurableObject<Env> {
     this.emitter.enabled = enabled;
   }
 
+  /** Delivers every event emitted so far (or parks it in the outbox). For tests and shutdown. */
+  flushTelemetry(): Promise<void> {
+    return this.emitter.drain();
+  }
+
   telemetryStats() {
     return this.emitter.stats();
   }
