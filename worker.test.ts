@@ -50,3 +50,25 @@ describe('the Worker', () => {
     expect(await res.text()).toContain('Keywarden');
   });
 });
+
+describe('operator routes over any object', () => {
+  const OPS = { authorization: 'Bearer test-operator-token', 'content-type': 'application/json' };
+  it("turns one object's telemetry off and on without changing its answers", async () => {
+    const url = 'http://keywarden.test/ops/objects/counter/ops-switch/telemetry?ns=ops.test';
+    expect((await SELF.fetch(url, { method: 'PUT', body: '{"enabled":false}' })).status).toBe(401);
+    const off = await SELF.fetch(url, { method: 'PUT', headers: OPS, body: '{"enabled":false}' });
+    expect(((await off.json()) as { enabled: boolean }).enabled).toBe(false);
+    const counter = objectFor(env.COUNTER, 'ops.test', 'ops-switch');
+    expect((await counter.increment({ ns: 'ops.test', key: 'ops-switch', requestId: 'r1' })).value).toBe(1);
+    await counter.flushTelemetry();
+    expect(((await (await SELF.fetch(url, { headers: OPS })).json()) as { sent: number }).sent).toBe(0);
+    await SELF.fetch(url, { method: 'PUT', headers: OPS, body: '{"enabled":true}' });
+    expect((await counter.increment({ ns: 'ops.test', key: 'ops-switch', requestId: 'r2' })).value).toBe(2);
+    await counter.flushTelemetry();
+    expect(((await (await SELF.fetch(url, { headers: OPS })).json()) as { sent: number }).sent).toBe(1);
+    const bad = await SELF.fetch(url, { method: 'PUT', headers: OPS, body: '{"enabled":"no"}' });
+    expect(bad.status).toBe(400);
+    const unknown = await SELF.fetch('http://keywarden.test/ops/objects/nope/k/telemetry', { headers: OPS });
+    expect(unknown.status).toBe(404);
+  });
+});
