@@ -219,6 +219,9 @@ describe('the lock object', () => {
       writes: 1,
       landed: [{ token: 2, requestId: 'expiry-b-write' }],
     });
+    // Check: the ledger knows the write that landed, and nothing of the fenced one.
+    expect(await l.inspect('expiry-b-write')).toMatchObject({ found: true, state: 'written', token: 2 });
+    expect(await l.inspect('expiry-a-write')).toEqual({ found: false, requestId: 'expiry-a-write' });
     await flushTelemetry(l);
     expect((await trail('expiry-a')).map(([d]) => d)).toEqual(['acquired', 'expired', 'fenced']);
     expect(await trail('expiry-a-write')).toEqual([['fenced', null]]);

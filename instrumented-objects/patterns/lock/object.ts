@@ -120,6 +120,14 @@ export type LockInspect =
       acquiredAt: number | null;
       endedAt: number | null;
     }
+  | {
+      /** a guarded write with this requestId landed (a fenced one never does) */
+      found: true;
+      requestId: string;
+      state: 'written';
+      token: number;
+      writtenAt: number;
+    }
   | { found: false; requestId: string }
   | {
       found: true;
@@ -361,7 +369,17 @@ export class LockObject extends InstrumentedObject {
         };
       }
       const past = this.#history(requestId);
-      if (!past) return { found: false, requestId };
+      if (!past) {
+        const landed = this.ctx.storage.sql
+          .exec<{ token: number; at: number }>(
+            'SELECT token, at FROM lock_writes WHERE request_id = ? ORDER BY seq LIMIT 1',
+            requestId,
+          )
+          .toArray()[0];
+        return landed
+          ? { found: true, requestId, state: 'written', token: landed.token, writtenAt: landed.at }
+          : { found: false, requestId };
+      }
       return {
         found: true,
         requestId,
