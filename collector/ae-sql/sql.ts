@@ -6,7 +6,6 @@
 // else is compared through `hex(column) = '<UTF-8 bytes in hex>'` (`hex` is documented; its output is
 // [0-9A-F], which no lexer can misread). No input can end a literal early or start a comment.
 import type { AE_COLUMNS } from '../analytics';
-import { utf8Bytes } from '../contract';
 import { checkWindow as checkWindowWithin, MAX_TIME_BUCKETS } from '../query/checks';
 
 /** One error class for the backend; `status` says whose fault it is (4xx: the caller's). */
