@@ -1,0 +1,567 @@
+// Heavy hitters per namespace and window (DESIGN §5): Space-Saving's per-key bounds and merge, laid
+// out as Misra–Gries with batched purges (like Apache DataSketches' frequent-items sketch) over 64-bit
+// key fingerprints in flat typed arrays.
+//
+// Why not HeavyKeeper: its probabilistic decay gives no per-key bound and needs randomness, so two
+// shards' sketches can't be merged with a guarantee. Space-Saving and Misra–Gries are isomorphic
+// (Agarwal et al., "Mergeable summaries", 2012) and both give count − error ≤ true ≤ count per key.
+// Why not Space-Saving's heap or stream-summary: they evict one minimum per miss, and at Zipf 0.8
+// three events in four are misses. Here a miss writes one empty cell; when the table is full a purge
+// subtracts the k-th smallest count v from every cell at once: amortized O(1), whatever the weights.
+// Why fingerprints: plain Space-Saving needs ~1,000 counters for recall 1.0 at Zipf 0.8, and 1,000
+// key texts (up to 512 bytes each) are far over 64 KB. A cell is 16 bytes; only the `capacity`
+// largest counters keep their key's text.
+//
+// A cell holds `stored`; `offset` is the sum of every purge's v. For a key with a cell,
+// stored ≤ true ≤ stored + offset (= count); a key without one has true ≤ offset. A named key also
+// keeps the offset when it was named, a tighter error (its count since then is exact); the others
+// report error = offset. Each purge sees ≥ M = C − k + 1 cells holding ≥ v, so it removes ≥ M·v of
+// stored weight: Σ stored ≤ N − M·offset (N: total weight). Hence, with T = capacity ≤ M = counters:
+//  - offset ≤ N/M: every error ≤ N/M and every key with true > N/M has a cell;
+//  - fewer than T cells count more than N/T, so every key with true > N/T is in top(T);
+//  - `merged` keeps the invariant, so both hold for merged sketches and after further adds.
+// These assume no two keys share a 64-bit fingerprint (~n²/2^65 for n distinct keys).
+
+import { ByteReader, ByteWriter, fromBase64, toBase64 } from './codec';
+
+export interface HeavyHitter {
+  key: string;
+  /** Upper bound on the key's true count. */
+  count: number;
+  /** count − error is a lower bound on the key's true count. */
+  error: number;
+}
+
+export interface Estimate {
+  count: number;
+  error: number;
+}
+
+const FORMAT_VERSION = 1;
+const MAX_COUNTERS = 1 << 20;
+
+export class HeavyHitters {
+  /** How many keys the sketch reports (keeps the text of). */
+  readonly capacity: number;
+  /** M: the guarantees' denominator (error ≤ N/M). Memory is ~32 bytes per counter. */
+  readonly counters: number;
+
+  private weight = 0;
+  private offset = 0;
+  private size = 0;
+  // Open addressing, linear probing; a cell is empty when stored is 0 (counts are ≥ 1). A cell's
+  // fingerprint is fp[2·cell] (low lane, also its home) and fp[2·cell + 1].
+  private readonly fp: Uint32Array;
+  private readonly stored: Float64Array;
+  private readonly mask: number;
+  // Purge when `full` cells are used, dropping at least the `k` smallest.
+  private readonly full: number;
+  private readonly k: number;
+  private readonly scratch: Float64Array;
+
+  // Named counters: ids 0..capacity-1 in a min-heap by count. An id remembers its cell, its key's
+  // fingerprint (purges move cells), text, and error (the offset when it was named).
+  private readonly heap: Int32Array;
+  private readonly idPos: Int32Array;
+  private readonly idCell: Int32Array;
+  private readonly idFp: Uint32Array;
+  private readonly idError: Float64Array;
+  private readonly idName: string[];
+  private readonly freeIds: Int32Array;
+  private namedSize = 0;
+  // The named keys by text: the hottest events skip the fingerprint, as V8 caches a string's hash.
+  private readonly hot = new Map<string, number>();
+
+  constructor(capacity = 64, counters = 1024) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('capacity must be an integer ≥ 1');
+    if (!Number.isInteger(counters) || counters < capacity || counters > MAX_COUNTERS) {
+      throw new RangeError(`counters must be an integer in [capacity, ${MAX_COUNTERS}]`);
+    }
+    this.capacity = capacity;
+    this.counters = counters;
+    // Cells at most 3/4 full, and a purge drops at least a quarter of them: probes stay short and
+    // purges stay rare.
+    let cells = 4;
+    while (cells * 9 < counters * 16) cells *= 2;
+    this.mask = cells - 1;
+    this.full = (cells * 3) >> 2;
+    this.k = this.full - counters + 1;
+    this.fp = new Uint32Array(2 * cells);
+    this.stored = new Float64Array(cells);
+    this.scratch = new Float64Array(this.k);
+    this.heap = new Int32Array(capacity);
+    this.idPos = new Int32Array(capacity);
+    this.idCell = new Int32Array(capacity);
+    this.idFp = new Uint32Array(2 * capacity);
+    this.idError = new Float64Array(capacity);
+    this.idName = new Array<string>(capacity).fill('');
+    this.freeIds = new Int32Array(capacity);
+    for (let id = 0; id < capacity; id++) this.freeIds[id] = capacity - 1 - id;
+  }
+
+  /** Count `weight` more occurrences of `key` (an event's `count`). */
+  add(key: string, weight = 1): void {
+    if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError('weight must be an integer ≥ 1');
+    this.weight += weight;
+    const id = this.hot.get(key);
+    if (id !== undefined) {
+      this.stored[this.idCell[id]!]! += weight;
+      this.namedDown(this.idPos[id]!);
+      return;
+    }
+    fingerprint(key);
+    const lo = fpLo;
+    const hi = fpHi;
+    const fp = this.fp;
+    const stored = this.stored;
+    const mask = this.mask;
+    let cell = lo & mask;
+    for (let s = stored[cell]!; s !== 0; s = stored[cell]!) {
+      if (fp[2 * cell] === lo && fp[2 * cell + 1] === hi) {
+        stored[cell] = s + weight;
+        this.grown(cell, key);
+        return;
+      }
+      cell = (cell + 1) & mask;
+    }
+    if (this.size >= this.full) {
+      this.purge();
+      cell = lo & mask;
+      while (stored[cell] !== 0) cell = (cell + 1) & mask;
+    }
+    this.size++;
+    fp[2 * cell] = lo;
+    fp[2 * cell + 1] = hi;
+    stored[cell] = weight;
+    this.grown(cell, key);
+  }
+
+  /** Total weight added (N). */
+  total(): number {
+    return this.weight;
+  }
+
+  /** The largest `k` keys by count, largest first. */
+  top(k = this.capacity): HeavyHitter[] {
+    const out: HeavyHitter[] = [];
+    for (let p = 0; p < this.namedSize; p++) {
+      const id = this.heap[p]!;
+      const cell = this.idCell[id]!;
+      out.push({ key: this.idName[id]!, count: this.stored[cell]! + this.offset, error: this.idError[id]! });
+    }
+    out.sort(
+      (a, b) => b.count - a.count || a.error - b.error || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+    );
+    return out.slice(0, Math.max(0, k));
+  }
+
+  /** Bounds on `key`'s true count: count − error ≤ true ≤ count (for an uncounted key, 0 ≤ true ≤ count). */
+  estimate(key: string): Estimate {
+    const id = this.hot.get(key);
+    if (id !== undefined)
+      return { count: this.stored[this.idCell[id]!]! + this.offset, error: this.idError[id]! };
+    fingerprint(key);
+    const cell = this.find(fpLo, fpHi);
+    return { count: (cell < 0 ? 0 : this.stored[cell]!) + this.offset, error: this.offset };
+  }
+
+  /** Largest possible true count of a key the sketch does not count (≤ N / counters). */
+  absentBound(): number {
+    return this.offset;
+  }
+
+  /** Estimated bytes held: typed arrays, key texts (as two-byte strings, the worst case), the map. */
+  byteSize(): number {
+    let bytes = 512 + this.fp.byteLength + this.stored.byteLength + this.scratch.byteLength;
+    bytes += 40 * this.capacity;
+    for (let p = 0; p < this.namedSize; p++) bytes += 64 + 2 * this.idName[this.heap[p]!]!.length;
+    return bytes;
+  }
+
+  /** Fold `other` into this sketch (see `HeavyHitters.merged`); keeps this sketch's sizes. */
+  merge(other: HeavyHitters): this {
+    this.load(HeavyHitters.merged([this, other], this.capacity, this.counters));
+    return this;
+  }
+
+  /**
+   * One sketch for the union of the streams behind `list` (shards, or time buckets of one shard).
+   * A key missing from an input may still have occurred there up to that input's `absentBound()`,
+   * so it is counted at that bound with the same error (Space-Saving's merge, Cafaro et al. 2016).
+   * The guarantees hold with the smallest input's sizes, the default.
+   */
+  static merged(
+    list: readonly HeavyHitters[],
+    capacity = list.length > 0 ? Math.min(...list.map((s) => s.capacity)) : 64,
+    counters = list.length > 0 ? Math.max(capacity, Math.min(...list.map((s) => s.counters))) : 1024,
+  ): HeavyHitters {
+    const out = new HeavyHitters(capacity, counters);
+    let base = 0;
+    for (const s of list) {
+      base += s.offset;
+      out.weight += s.weight;
+    }
+    // g: summed stored counts; err: Σ of each input's error for the key, its offset where absent.
+    const at = new Map<string, number>();
+    const lo: number[] = [];
+    const hi: number[] = [];
+    const g: number[] = [];
+    const err: number[] = [];
+    const name: (string | undefined)[] = [];
+    for (const s of list) {
+      for (let cell = 0; cell <= s.mask; cell++) {
+        if (s.stored[cell] === 0) continue;
+        const fp = `${s.fp[2 * cell + 1]}:${s.fp[2 * cell]}`;
+        let i = at.get(fp);
+        if (i === undefined) {
+          i = g.length;
+          at.set(fp, i);
+          lo.push(s.fp[2 * cell]!);
+          hi.push(s.fp[2 * cell + 1]!);
+          g.push(0);
+          err.push(base);
+          name.push(undefined);
+        }
+        g[i]! += s.stored[cell]!;
+      }
+      for (let p = 0; p < s.namedSize; p++) {
+        const id = s.heap[p]!;
+        const i = at.get(`${s.idFp[2 * id + 1]}:${s.idFp[2 * id]}`)!;
+        name[i] = s.idName[id];
+        err[i]! += s.idError[id]! - s.offset;
+      }
+    }
+    const order = g.map((_, i) => i);
+    order.sort((a, b) => g[b]! - g[a]! || err[a]! - err[b]!);
+    // Too many keys: cut at the full-th largest g, like a purge. ≥ full ≥ M keys held ≥ cut, so the
+    // merged sketch still has Σ stored ≤ N − M·offset.
+    const cut = order.length >= out.full ? g[order[out.full - 1]!]! : 0;
+    out.offset = base + cut;
+    for (const i of order) {
+      if (g[i]! <= cut) break;
+      const cell = out.insert(lo[i]!, hi[i]!, g[i]! - cut);
+      const key = name[i];
+      if (key !== undefined && out.namedSize < out.capacity) out.name(cell, key, err[i]!);
+    }
+    return out;
+  }
+
+  /** Compact binary form (for a SQLite BLOB). Lossless: the sketch keeps counting after a reload. */
+  toBytes(): Uint8Array {
+    const w = new ByteWriter(64 + 16 * this.size);
+    w.varint(FORMAT_VERSION);
+    w.varint(this.capacity);
+    w.varint(this.counters);
+    w.varint(this.weight);
+    w.varint(this.offset);
+    w.varint(this.size);
+    const ordinal = new Map<number, number>();
+    for (let cell = 0; cell <= this.mask; cell++) {
+      if (this.stored[cell] === 0) continue;
+      ordinal.set(cell, ordinal.size);
+      w.u32(this.fp[2 * cell]!);
+      w.u32(this.fp[2 * cell + 1]!);
+      w.varint(this.stored[cell]!);
+    }
+    w.varint(this.namedSize);
+    for (let p = 0; p < this.namedSize; p++) {
+      const id = this.heap[p]!;
+      w.varint(ordinal.get(this.idCell[id]!)!);
+      w.varint(this.idError[id]!);
+      w.text(this.idName[id]!);
+    }
+    return w.bytes();
+  }
+
+  static fromBytes(bytes: Uint8Array): HeavyHitters {
+    const r = new ByteReader(bytes);
+    const version = r.varint();
+    if (version !== FORMAT_VERSION) throw new RangeError(`unknown sketch format ${version}`);
+    const out = new HeavyHitters(r.varint(), r.varint());
+    out.weight = r.varint();
+    out.offset = r.varint();
+    const size = r.varint();
+    if (size > out.full) throw new RangeError('corrupt sketch: more entries than cells');
+    const cells: number[] = [];
+    for (let i = 0; i < size; i++) {
+      const lo = r.u32();
+      const hi = r.u32();
+      const stored = r.varint();
+      if (stored < 1 || out.find(lo, hi) >= 0) throw new RangeError('corrupt sketch entry');
+      cells.push(out.insert(lo, hi, stored));
+    }
+    const named = r.varint();
+    if (named > out.capacity) throw new RangeError('corrupt sketch: more names than capacity');
+    for (let p = 0; p < named; p++) {
+      const cell = cells[r.varint()];
+      const error = r.varint();
+      const key = r.text();
+      if (cell === undefined || error > out.offset || out.namedAt(cell) >= 0 || out.hot.has(key)) {
+        throw new RangeError('corrupt sketch name');
+      }
+      out.name(cell, key, error);
+    }
+    if (!r.done()) throw new RangeError('corrupt sketch: trailing bytes');
+    return out;
+  }
+
+  /** `toBytes()` as base64 text (for a TEXT column or JSON). */
+  serialize(): string {
+    return toBase64(this.toBytes());
+  }
+
+  static deserialize(text: string): HeavyHitters {
+    return HeavyHitters.fromBytes(fromBase64(text));
+  }
+
+  toJSON(): string {
+    return this.serialize();
+  }
+
+  private find(lo: number, hi: number): number {
+    let cell = lo & this.mask;
+    while (this.stored[cell] !== 0) {
+      if (this.fp[2 * cell] === lo && this.fp[2 * cell + 1] === hi) return cell;
+      cell = (cell + 1) & this.mask;
+    }
+    return -1;
+  }
+
+  private insert(lo: number, hi: number, stored: number): number {
+    let cell = lo & this.mask;
+    while (this.stored[cell] !== 0) cell = (cell + 1) & this.mask;
+    this.fp[2 * cell] = lo;
+    this.fp[2 * cell + 1] = hi;
+    this.stored[cell] = stored;
+    this.size++;
+    return cell;
+  }
+
+  // Subtracts the k-th smallest count from every cell and drops those that reach 0.
+  private purge(): void {
+    const stored = this.stored;
+    const cells = this.mask + 1;
+    // The k smallest counts in a max-heap: its root is v.
+    const h = this.scratch;
+    const k = this.k;
+    let n = 0;
+    for (let cell = 0; cell < cells; cell++) {
+      const c = stored[cell]!;
+      if (c === 0) continue;
+      if (n < k) {
+        let p = n++;
+        while (p > 0) {
+          const parent = (p - 1) >> 1;
+          if (h[parent]! >= c) break;
+          h[p] = h[parent]!;
+          p = parent;
+        }
+        h[p] = c;
+      } else if (c < h[0]!) {
+        let p = 0;
+        for (;;) {
+          let child = 2 * p + 1;
+          if (child >= n) break;
+          if (child + 1 < n && h[child + 1]! > h[child]!) child++;
+          if (h[child]! <= c) break;
+          h[p] = h[child]!;
+          p = child;
+        }
+        h[p] = c;
+      }
+    }
+    const v = h[0]!;
+    this.offset += v;
+    // A cell empty before the drop: no probe chain crosses it, so the walk below can start there.
+    let start = 0;
+    while (stored[start] !== 0) start++;
+    for (let cell = 0; cell < cells; cell++) {
+      const c = stored[cell]!;
+      if (c === 0) continue;
+      if (c > v) {
+        stored[cell] = c - v;
+      } else {
+        stored[cell] = 0;
+        this.size--;
+      }
+    }
+    // Dropping cells broke probe chains: walking on from `start`, move each entry to the first free
+    // cell from its home; that cell is never past the entry's own.
+    for (let step = 1; step < cells; step++) {
+      const from = (start + step) & this.mask;
+      const c = stored[from]!;
+      if (c === 0) continue;
+      let to = this.fp[2 * from]! & this.mask;
+      while (to !== from && stored[to] !== 0) to = (to + 1) & this.mask;
+      if (to === from) continue;
+      this.fp[2 * to] = this.fp[2 * from]!;
+      this.fp[2 * to + 1] = this.fp[2 * from + 1]!;
+      stored[to] = c;
+      stored[from] = 0;
+    }
+    // Named counters moved or went: follow them by fingerprint (counts all fell by v: order holds).
+    for (let p = this.namedSize - 1; p >= 0; p--) {
+      const id = this.heap[p]!;
+      const cell = this.find(this.idFp[2 * id]!, this.idFp[2 * id + 1]!);
+      if (cell >= 0) this.idCell[id] = cell;
+      else this.unname(p);
+    }
+  }
+
+  // Keeps the text of the `capacity` largest counters: a counter that grows past the smallest named
+  // one takes its place. Counts only grow between purges, and purges keep the order, so no unnamed
+  // counter exceeds the smallest named one.
+  private grown(cell: number, key: string): void {
+    if (this.namedSize < this.capacity) {
+      const p = this.namedAt(cell);
+      if (p >= 0) this.namedDown(p);
+      else this.name(cell, key, this.offset);
+      return;
+    }
+    const root = this.heap[0]!;
+    if (this.stored[cell]! <= this.stored[this.idCell[root]!]!) return;
+    // Reached only by keys entering the top, or by a named key under another text of the same
+    // fingerprint, so the linear search is rare.
+    const p = this.namedAt(cell);
+    if (p >= 0) {
+      this.namedDown(p);
+      return;
+    }
+    this.hot.delete(this.idName[root]!);
+    this.label(root, cell, key, this.offset);
+    this.namedDown(0);
+  }
+
+  private namedAt(cell: number): number {
+    for (let p = 0; p < this.namedSize; p++) if (this.idCell[this.heap[p]!] === cell) return p;
+    return -1;
+  }
+
+  // Until it was named the key's count was known within `error`; since then every event is counted.
+  private label(id: number, cell: number, key: string, error: number): void {
+    this.idCell[id] = cell;
+    this.idFp[2 * id] = this.fp[2 * cell]!;
+    this.idFp[2 * id + 1] = this.fp[2 * cell + 1]!;
+    this.idError[id] = error;
+    this.idName[id] = key;
+    this.hot.set(key, id);
+  }
+
+  private name(cell: number, key: string, error: number): void {
+    const id = this.freeIds[this.capacity - 1 - this.namedSize]!;
+    const p = this.namedSize++;
+    this.heap[p] = id;
+    this.idPos[id] = p;
+    this.label(id, cell, key, error);
+    this.namedUp(p);
+  }
+
+  private unname(p: number): void {
+    const id = this.heap[p]!;
+    this.hot.delete(this.idName[id]!);
+    this.idName[id] = '';
+    const last = --this.namedSize;
+    this.freeIds[this.capacity - 1 - last] = id;
+    if (p === last) return;
+    const moved = this.heap[last]!;
+    this.heap[p] = moved;
+    this.idPos[moved] = p;
+    this.namedUp(p);
+    this.namedDown(this.idPos[moved]!);
+  }
+
+  private namedUp(p: number): void {
+    const id = this.heap[p]!;
+    const c = this.stored[this.idCell[id]!]!;
+    while (p > 0) {
+      const parent = (p - 1) >> 1;
+      const pid = this.heap[parent]!;
+      if (this.stored[this.idCell[pid]!]! <= c) break;
+      this.heap[p] = pid;
+      this.idPos[pid] = p;
+      p = parent;
+    }
+    this.heap[p] = id;
+    this.idPos[id] = p;
+  }
+
+  private namedDown(p: number): void {
+    const heap = this.heap;
+    const n = this.namedSize;
+    const id = heap[p]!;
+    const c = this.stored[this.idCell[id]!]!;
+    for (;;) {
+      let child = 2 * p + 1;
+      if (child >= n) break;
+      let cid = heap[child]!;
+      let cc = this.stored[this.idCell[cid]!]!;
+      if (child + 1 < n) {
+        const rid = heap[child + 1]!;
+        const rc = this.stored[this.idCell[rid]!]!;
+        if (rc < cc) {
+          child++;
+          cid = rid;
+          cc = rc;
+        }
+      }
+      if (cc >= c) break;
+      heap[p] = cid;
+      this.idPos[cid] = p;
+      p = child;
+    }
+    heap[p] = id;
+    this.idPos[id] = p;
+  }
+
+  private load(from: HeavyHitters): void {
+    this.weight = from.weight;
+    this.offset = from.offset;
+    this.size = from.size;
+    this.fp.set(from.fp);
+    this.stored.set(from.stored);
+    this.heap.set(from.heap);
+    this.idPos.set(from.idPos);
+    this.idCell.set(from.idCell);
+    this.idFp.set(from.idFp);
+    this.idError.set(from.idError);
+    this.freeIds.set(from.freeIds);
+    for (let id = 0; id < this.capacity; id++) this.idName[id] = from.idName[id]!;
+    this.namedSize = from.namedSize;
+    this.hot.clear();
+    for (const [key, id] of from.hot) this.hot.set(key, id);
+  }
+}
+
+// The key's ~64-bit fingerprint, written to module variables instead of allocating a pair: this runs
+// once per event. (Not exported: bundlers turn exported `let`s into getters, 3× slower here.)
+// Defined over UTF-16 code units like collector/hash.ts, so it never changes between runtimes or
+// deploys: serialized sketches store these values.
+let fpLo = 0;
+let fpHi = 0;
+
+/**
+ * Two 32-bit lanes, FNV-1a and an FNV-style lane with murmur2's multiplier, each finished with
+ * murmur3's fmix32. Two of n keys share a fingerprint with probability ~n²/2^65; with 32 bits a
+ * 1M-key window would hold ~100 colliding pairs.
+ */
+function fingerprint(key: string): void {
+  let a = 0x811c9dc5;
+  let b = 0x1b873593;
+  const n = key.length;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  fpLo = fmix32(a);
+  fpHi = fmix32(b ^ n);
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
