@@ -11,6 +11,8 @@ interface Env {
   SINGLE_FLIGHT: DurableObjectNamespace<import('./instrumented-objects/patterns').SingleFlightObject>;
   COUNTER: DurableObjectNamespace<import('./instrumented-objects/patterns').CounterObject>;
   KEYWARDEN_COLLECTOR_SHARDS?: string;
+  KEYWARDEN_OBJECT_CAPACITY?: string;
+  KEYWARDEN_NS_CAPACITY?: string;
   KEYWARDEN_DEMO?: string;
   KEYWARDEN_INGEST_TOKEN?: string;
   KEYWARDEN_OPERATOR_TOKEN?: string;

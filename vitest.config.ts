@@ -17,6 +17,7 @@ export default defineConfig({
                 KEYWARDEN_OPERATOR_TOKEN: 'test-operator-token',
                 KEYWARDEN_API_TOKEN: 'test-api-token',
                 KEYWARDEN_DEMO: 'off',
+                KEYWARDEN_NS_CAPACITY: '{"capacity.ns": 2}',
               },
               durableObjects: { KIT_PROBE: { className: 'KitProbe', useSQLite: true } },
             },

@@ -108,7 +108,7 @@ export class Collector implements EventSink, QueryBackend {
     return { accepted, duplicates, rejected };
   }
 
-  /** Exact: each key lives on one shard, so the global top-L is within the shards' top-L. */
+  /** Each key lives on one shard, so the global top-L is within the shards' top-L: no merge needed. */
   async hotKeys(q: HotKeysQuery): Promise<HotKeysResult> {
     checkNs(q.ns);
     checkLocalWindow(q.now, q.windowSec);
@@ -127,10 +127,9 @@ export class Collector implements EventSink, QueryBackend {
     );
     const keys = parts
       .flatMap((p) => p.keys)
-      .sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1))
-      .slice(0, q.limit)
-      .map((k) => ({ ...k, error: 0 }));
-    return { total: parts.reduce((n, p) => n + p.total, 0), exact: true, keys };
+      .sort((a, b) => b.count - a.count || a.error - b.error || cmp(a.key, b.key))
+      .slice(0, q.limit);
+    return { total: parts.reduce((n, p) => n + p.total, 0), exact: parts.every((p) => p.exact), keys };
   }
 
   async series(q: SeriesQuery): Promise<SeriesResult> {

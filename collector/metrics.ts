@@ -1,6 +1,7 @@
 // GET /metrics: Prometheus text exposition (format 0.0.4). Label cardinality stays bounded: per-key
 // series only for the top keys of each namespace, and at most MAX_NAMESPACES namespaces.
 import type { Collector } from './client';
+import { skew } from './sketch';
 
 export const METRICS_TOP_KEYS = 10;
 export const METRICS_WINDOW_SEC = 60;
@@ -92,15 +93,24 @@ export async function collectMetrics(collector: Collector, now = Date.now()): Pr
       type: 'gauge',
       samples: hot.map(({ ns, r }) => ({ labels: { ns }, value: r.total / METRICS_WINDOW_SEC })),
     },
-    {
-      name: 'keywarden_key_skew_top1_share',
-      help: `Share of a namespace's decisions taken by its hottest key over the last ${METRICS_WINDOW_SEC} s.`,
-      type: 'gauge',
+    ...(
+      [
+        ['top1_share', 'top1Share', "Share of a namespace's decisions taken by its hottest key"],
+        ['max_over_mean', 'maxOverMean', "Hottest key's count over the mean of a namespace's top keys"],
+        ['cv', 'cv', "Coefficient of variation of a namespace's top keys' counts"],
+      ] as const
+    ).map(([suffix, field, help]) => ({
+      name: `keywarden_key_skew_${suffix}`,
+      help: `${help}, over the last ${METRICS_WINDOW_SEC} s.`,
+      type: 'gauge' as const,
       samples: hot.map(({ ns, r }) => ({
         labels: { ns },
-        value: r.total > 0 ? (r.keys[0]?.count ?? 0) / r.total : 0,
+        value: skew(
+          r.keys.map((k) => k.count),
+          r.total,
+        )[field],
       })),
-    },
+    })),
     {
       name: 'keywarden_collector_shards',
       help: 'Collector shards events are routed over.',

@@ -1,10 +1,12 @@
 // The collector's HTTP face: ingest for producers outside this Worker, and the query API v0.
 import { Hono } from 'hono';
+import { capacityConfig, capacityOf } from './capacity';
 import { Collector, MAX_SHARDS, shardCount } from './client';
 import { DECISIONS, LIMITS, PATTERNS, type Pattern } from './contract';
 import { ApiError, intParam, readBoundedText, requireToken, textParam } from './http';
 import { collectMetrics } from './metrics';
 import type { TrailEvent } from './query/types';
+import { skew } from './sketch';
 import { RETENTION } from './store';
 
 const MAX_WINDOW_SEC = RETENTION.minutesMs / 1000;
@@ -76,12 +78,28 @@ export function createCollectorRoutes(options: CollectorRouteOptions = {}): Hono
       now: Date.now(),
       ...patternParam(c),
     });
+    const capacity = capacityOf(capacityConfig(c.env), ns);
     return c.json({
       ns,
       window,
       total: r.total,
       exact: r.exact,
-      keys: r.keys.map((k) => ({ key: k.key, count: k.count, share: r.total > 0 ? k.count / r.total : 0 })),
+      capacity,
+      keys: r.keys.map((k) => {
+        const rate = k.count / window;
+        return {
+          key: k.key,
+          count: k.count,
+          error: k.error,
+          share: r.total > 0 ? k.count / r.total : 0,
+          rate,
+          utilization: rate / capacity,
+        };
+      }),
+      skew: skew(
+        r.keys.map((k) => k.count),
+        r.total,
+      ),
     });
   });
 

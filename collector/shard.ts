@@ -7,6 +7,7 @@ import { AnalyticsWriter } from './ae-writer';
 import { toDataPoints } from './analytics';
 import type { DecisionEvent } from './contract';
 import { emptyRanges, markSeen, type SeenRanges } from './dedupe';
+import { HotWindows } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import { RollupBuffer } from './rollups';
 import { type EmitterState, RETENTION, RollupStore } from './store';
@@ -38,6 +39,7 @@ export type ShardStats = {
 
 export class CollectorShard extends DurableObject<Env> {
   #store!: RollupStore;
+  #hot!: HotWindows;
   #rollups = new RollupBuffer();
   #trail: TrailEvent[] = [];
   #emitters = new Map<string, Emitter>();
@@ -56,6 +58,8 @@ export class CollectorShard extends DurableObject<Env> {
     // Nothing may be answered before the journal is replayed, or a replayed batch would pass dedupe.
     ctx.blockConcurrencyWhile(async () => {
       this.#store = new RollupStore(ctx.storage.sql);
+      this.#hot = new HotWindows(this.#store);
+      this.#hot.restore();
       for (const e of this.#store.emitters()) {
         this.#emitters.set(e.emitter, { floor: e.floor, ranges: e.ranges, lastSeen: e.lastSeen });
       }
@@ -108,6 +112,7 @@ export class CollectorShard extends DurableObject<Env> {
     if (e.ts > emitter.lastSeen) emitter.lastSeen = e.ts;
     this.#dirtyEmitters.add(emitterId);
     this.#rollups.add(e);
+    this.#hot.add(e.ns, e.key, e.ts, e.count);
     if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
     return true;
   }
@@ -126,7 +131,10 @@ export class CollectorShard extends DurableObject<Env> {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = null;
     }
-    if (this.#journalUpTo === 0 && this.#dirtyEmitters.size === 0) return;
+    if (this.#journalUpTo === 0 && this.#dirtyEmitters.size === 0) {
+      this.#hot.close();
+      return;
+    }
     const emitters: EmitterState[] = [];
     for (const id of this.#dirtyEmitters) {
       const e = this.#emitters.get(id)!;
@@ -143,6 +151,8 @@ export class CollectorShard extends DurableObject<Env> {
     this.#journalUpTo = 0;
     this.ctx.storage.transactionSync(() => {
       this.#store.write(flush);
+      // After the rollups: late events' buckets are re-summarized from them.
+      this.#hot.close();
       this.#store.addCounter('accepted', this.#accepted);
       this.#store.addCounter('duplicates', this.#duplicates);
       this.#store.addCounter('ae_dropped', this.#ae.dropped);
@@ -154,6 +164,7 @@ export class CollectorShard extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     this.flush();
+    this.ctx.storage.transactionSync(() => this.#hot.close());
     const now = Date.now();
     this.#store.prune(now);
     // Forget dedupe state the store just forgot, so memory follows retention too.
@@ -164,6 +175,10 @@ export class CollectorShard extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(now + (this.#ae.pending > 0 ? 1_000 : HOUSEKEEPING_MS));
   }
 
+  /**
+   * Hot keys of this shard's keys. Unfiltered windows up to a day come from the sketches (bounded
+   * memory, each count with its error bound); filtered or longer ones from the exact rollups.
+   */
   hotKeys(q: {
     ns: string;
     from: number;
@@ -173,10 +188,16 @@ export class CollectorShard extends DurableObject<Env> {
     decision?: string;
   }): {
     total: number;
-    keys: { key: string; count: number }[];
+    exact: boolean;
+    keys: { key: string; count: number; error: number }[];
   } {
     this.flush();
-    return this.#store.hotKeys(q);
+    if (q.pattern === undefined && q.decision === undefined) {
+      const r = this.#hot.query(q.ns, q.windowSec);
+      if (r) return { total: r.total, exact: false, keys: r.keys.slice(0, q.limit) };
+    }
+    const exact = this.#store.hotKeys(q);
+    return { total: exact.total, exact: true, keys: exact.keys.map((k) => ({ ...k, error: 0 })) };
   }
 
   series(q: { ns: string; key: string; from: number; windowSec: number; stepMs: number }): SeriesPoint[] {

@@ -1,6 +1,8 @@
 // The local rollup store of one collector shard, in the shard's SQLite. Writes are set-based: one
 // `INSERT … SELECT … FROM json_each(?) … ON CONFLICT` per table per flush (≈ 2.8 µs a row, against
 // ≈ 4.5 µs for a statement per row), and flushes stay small so none blocks the thread for long.
+
+import { type Summary, type SummaryStore, TIERS } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import type { RollupRow } from './rollups';
 
@@ -33,6 +35,9 @@ const SCHEMA = [
   // Monotonic since the shard began (Prometheus counters), unlike the rollups, which expire.
   `CREATE TABLE IF NOT EXISTS kw_decision_totals (ns TEXT NOT NULL, pattern TEXT NOT NULL, decision TEXT NOT NULL,
     count INTEGER NOT NULL, vsum REAL NOT NULL, PRIMARY KEY (ns, pattern, decision)) WITHOUT ROWID`,
+  // Hot-key summaries of closed sketch buckets (hot-windows.ts): derived, small, one per bucket.
+  `CREATE TABLE IF NOT EXISTS kw_hot_summaries (tier TEXT NOT NULL, ns TEXT NOT NULL, t INTEGER NOT NULL,
+    summary TEXT NOT NULL, PRIMARY KEY (tier, ns, t)) WITHOUT ROWID`,
   `CREATE TABLE IF NOT EXISTS kw_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
 ];
 
@@ -81,7 +86,7 @@ export function tableFor(windowSec: number): { table: string; bucketMs: number }
     : { table: 'kw_rollup_m', bucketMs: 60_000 };
 }
 
-export class RollupStore {
+export class RollupStore implements SummaryStore {
   constructor(private readonly sql: SqlStorage) {
     for (const stmt of SCHEMA) sql.exec(stmt);
   }
@@ -168,6 +173,50 @@ export class RollupStore {
         'SELECT ns, pattern, decision, count, vsum AS valueSum FROM kw_decision_totals ORDER BY ns, pattern, decision',
       )
       .toArray();
+  }
+
+  saveSummary(tier: string, ns: string, s: Summary): void {
+    this.sql.exec(
+      'INSERT OR REPLACE INTO kw_hot_summaries (tier, ns, t, summary) VALUES (?, ?, ?, ?)',
+      tier,
+      ns,
+      s.t,
+      JSON.stringify(s),
+    );
+  }
+
+  loadSummaries(tier: string, ns: string, from: number, to: number): Summary[] {
+    return this.sql
+      .exec<{ summary: string }>(
+        'SELECT summary FROM kw_hot_summaries WHERE tier = ? AND ns = ? AND t >= ? AND t <= ? ORDER BY t',
+        tier,
+        ns,
+        from,
+        to,
+      )
+      .toArray()
+      .map((r) => JSON.parse(r.summary) as Summary);
+  }
+
+  flushedCounts(tier: string, ns: string, from: number, to: number): { key: string; count: number }[] {
+    // The long tier's 1 min buckets are exactly the minute rollups, kept past the seconds' hour.
+    const table = tier === 'long' ? 'kw_rollup_m' : 'kw_rollup_s';
+    return this.sql
+      .exec<{ key: string; count: number }>(
+        `SELECT key, sum(count) AS count FROM ${table} WHERE t >= ? AND t < ? AND ns = ? GROUP BY key`,
+        from,
+        to,
+        ns,
+      )
+      .toArray();
+  }
+
+  namespacesSince(tier: string, from: number): string[] {
+    const table = tier === 'long' ? 'kw_rollup_m' : 'kw_rollup_s';
+    return this.sql
+      .exec<{ ns: string }>(`SELECT DISTINCT ns FROM ${table} WHERE t >= ?`, from)
+      .toArray()
+      .map((r) => r.ns);
   }
 
   /** Drops what is past retention; returns how many rows went. */

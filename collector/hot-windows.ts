@@ -1,0 +1,238 @@
+// Hot keys over sliding windows, per namespace, in bounded memory whatever the number of keys.
+//
+// Time is cut into buckets (two tiers: 5 s buckets for windows up to 15 min, 1 min buckets up to a
+// day). The open bucket of each tier is a HeavyHitters sketch; when a bucket closes it is reduced to
+// a summary — its named top keys with their bounds, the bound every unnamed key stays under, and its
+// total — kept in memory (short tier) and in SQLite (both tiers). A window's answer unions the
+// summaries' candidates and adds up each one's bounds. That union misses no key whose share of the
+// window exceeds 1/capacity: such a key exceeds that share in at least one bucket, where it is named.
+//
+// Sketches are derived state: after a restart an open bucket is rebuilt from the flushed rollups, and
+// the journal replay adds the rest, so they need no write per flush. An event that arrives after its
+// bucket closed (an outbox retry, a slow producer) marks the bucket; once the rollups hold it, the
+// bucket's summary is rebuilt from them, so late events count where they belong.
+import { HeavyHitters } from './sketch';
+
+export type Tier = { name: 'short' | 'long'; bucketMs: number; keepMs: number };
+
+export const TIERS: readonly Tier[] = [
+  { name: 'short', bucketMs: 5_000, keepMs: 15 * 60_000 },
+  { name: 'long', bucketMs: 60_000, keepMs: 24 * 3600_000 },
+];
+
+/** A bucket stays open this long after it ends, for events that arrive a little late. */
+export const LATE_GRACE_MS = 10_000;
+/** Keys a summary names; with COUNTERS counters, every error is ≤ N / COUNTERS. */
+export const SKETCH_CAPACITY = 64;
+export const SKETCH_COUNTERS = 1024;
+
+export type Summary = {
+  t: number;
+  total: number;
+  /** true count of any key not named here is at most this */
+  unnamedBound: number;
+  keys: { key: string; count: number; error: number }[];
+};
+
+export type HotCandidate = { key: string; count: number; error: number };
+
+/** Where summaries of closed buckets are kept, and how an open bucket is rebuilt after a restart. */
+export interface SummaryStore {
+  saveSummary(tier: Tier['name'], ns: string, s: Summary): void;
+  loadSummaries(tier: Tier['name'], ns: string, from: number, to: number): Summary[];
+  /** Per-key counts already flushed for [from, to) (from the tier's rollups: seconds or minutes). */
+  flushedCounts(tier: Tier['name'], ns: string, from: number, to: number): { key: string; count: number }[];
+  /** Namespaces with flushed events at or after `from`. */
+  namespacesSince(tier: Tier['name'], from: number): string[];
+}
+
+type Open = { tier: Tier; ns: string; t: number; sketch: HeavyHitters };
+
+export function summarize(t: number, sketch: HeavyHitters): Summary {
+  const keys = sketch.top(SKETCH_CAPACITY);
+  const full = keys.length >= SKETCH_CAPACITY;
+  // The named keys are the largest counters, so an unnamed key is under the smallest named count.
+  const unnamedBound = full ? Math.min(...keys.map((k) => k.count)) : sketch.absentBound();
+  return { t, total: sketch.total(), unnamedBound, keys };
+}
+
+/**
+ * Unions summaries: each candidate's count and error add up its bound in every bucket (named: its
+ * own bounds; unnamed: the bucket's unnamedBound, with that much error).
+ */
+export function unionSummaries(summaries: readonly Summary[]): { total: number; keys: HotCandidate[] } {
+  const names = new Set<string>();
+  let total = 0;
+  for (const s of summaries) {
+    total += s.total;
+    for (const k of s.keys) names.add(k.key);
+  }
+  const keys: HotCandidate[] = [];
+  const lookups = summaries.map((s) => new Map(s.keys.map((k) => [k.key, k])));
+  for (const key of names) {
+    let count = 0;
+    let error = 0;
+    summaries.forEach((s, i) => {
+      const k = lookups[i]!.get(key);
+      if (k) {
+        count += k.count;
+        error += k.error;
+      } else {
+        count += s.unnamedBound;
+        error += s.unnamedBound;
+      }
+    });
+    keys.push({ key, count, error });
+  }
+  keys.sort((a, b) => b.count - a.count || a.error - b.error || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { total, keys };
+}
+
+export class HotWindows {
+  /** open buckets by `${tier}\0${ns}\0${t}` */
+  #open = new Map<string, Open>();
+  /** closed short-tier summaries in memory, per ns, oldest first (loaded from SQLite once per ns) */
+  #recent = new Map<string, Summary[]>();
+  /** closed buckets that late events touched, to re-summarize from the rollups */
+  #stale = new Map<string, { tier: Tier; ns: string; t: number }>();
+  /** events that arrived after their bucket closed (counted again via the rollups) */
+  late = 0;
+
+  constructor(
+    private readonly store: SummaryStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * After a restart: reopens every bucket still within its grace from the flushed rollups (the
+   * journal replay that follows adds what was not flushed).
+   */
+  restore(now = this.now()): void {
+    for (const tier of TIERS) {
+      const first = now - (now % tier.bucketMs) - tier.bucketMs - LATE_GRACE_MS;
+      const from = first - (first % tier.bucketMs);
+      for (const ns of this.store.namespacesSince(tier.name, from)) {
+        for (let t = from; t <= now; t += tier.bucketMs) {
+          if (t + tier.bucketMs + LATE_GRACE_MS >= now) this.#openBucket(tier, ns, t);
+        }
+      }
+    }
+  }
+
+  add(ns: string, key: string, ts: number, count: number): void {
+    const now = this.now();
+    for (const tier of TIERS) {
+      const t = ts - (ts % tier.bucketMs);
+      if (t + tier.bucketMs + LATE_GRACE_MS < now) {
+        if (tier === TIERS[0]) this.late += count;
+        if (t >= now - tier.keepMs) this.#stale.set(`${tier.name}\u0000${ns}\u0000${t}`, { tier, ns, t });
+        continue;
+      }
+      this.#openBucket(tier, ns, t).sketch.add(key, count);
+    }
+  }
+
+  #openBucket(tier: Tier, ns: string, t: number): Open {
+    const id = `${tier.name}\u0000${ns}\u0000${t}`;
+    let open = this.#open.get(id);
+    if (!open) {
+      const sketch = new HeavyHitters(SKETCH_CAPACITY, SKETCH_COUNTERS);
+      // After a restart the bucket may already hold flushed events: count them first.
+      for (const r of this.store.flushedCounts(tier.name, ns, t, t + tier.bucketMs))
+        sketch.add(r.key, r.count);
+      open = { tier, ns, t, sketch };
+      this.#open.set(id, open);
+    }
+    return open;
+  }
+
+  /**
+   * Closes the buckets past their grace (summarize, keep, persist, drop the sketch) and rebuilds
+   * the summaries late events touched. Call it after the rollups are flushed.
+   */
+  close(now = this.now()): number {
+    let closed = 0;
+    for (const [id, open] of this.#open) {
+      if (open.t + open.tier.bucketMs + LATE_GRACE_MS >= now) continue;
+      this.#keep(open.tier, open.ns, summarize(open.t, open.sketch), now);
+      this.#open.delete(id);
+      closed++;
+    }
+    for (const { tier, ns, t } of this.#stale.values()) {
+      const sketch = new HeavyHitters(SKETCH_CAPACITY, SKETCH_COUNTERS);
+      for (const r of this.store.flushedCounts(tier.name, ns, t, t + tier.bucketMs))
+        sketch.add(r.key, r.count);
+      this.#keep(tier, ns, summarize(t, sketch), now);
+    }
+    this.#stale.clear();
+    // Keep only what the short tier serves.
+    const oldest = now - TIERS[0]!.keepMs;
+    for (const [ns, list] of this.#recent) {
+      if (list.length > 0 && list[0]!.t < oldest)
+        this.#recent.set(
+          ns,
+          list.filter((s) => s.t >= oldest),
+        );
+    }
+    return closed;
+  }
+
+  #keep(tier: Tier, ns: string, summary: Summary, now: number): void {
+    this.store.saveSummary(tier.name, ns, summary);
+    if (tier !== TIERS[0]) return;
+    const list = this.#recentFor(ns, now).filter((s) => s.t !== summary.t);
+    list.push(summary);
+    list.sort((a, b) => a.t - b.t);
+    this.#recent.set(ns, list);
+  }
+
+  /** The tier that answers a window, or null when only the exact rollups reach that far. */
+  static tierFor(windowSec: number): Tier | null {
+    return TIERS.find((t) => windowSec * 1000 <= t.keepMs) ?? null;
+  }
+
+  /**
+   * Candidates for the window ending now: buckets whose start is within it (so the window is
+   * rounded up to whole buckets of its tier).
+   */
+  query(
+    ns: string,
+    windowSec: number,
+    now = this.now(),
+  ): { total: number; keys: HotCandidate[]; tier: Tier } | null {
+    const tier = HotWindows.tierFor(windowSec);
+    if (!tier) return null;
+    const from = now - (now % tier.bucketMs) - windowSec * 1000 + tier.bucketMs;
+    const summaries: Summary[] = [];
+    const openTimes = new Set<number>();
+    for (const open of this.#open.values()) {
+      if (open.tier !== tier || open.ns !== ns || open.t < from) continue;
+      summaries.push(summarize(open.t, open.sketch));
+      openTimes.add(open.t);
+    }
+    const closed =
+      tier === TIERS[0]
+        ? this.#recentFor(ns, now).filter((s) => s.t >= from)
+        : this.store.loadSummaries(tier.name, ns, from, now);
+    for (const s of closed) if (!openTimes.has(s.t)) summaries.push(s);
+    return { ...unionSummaries(summaries), tier };
+  }
+
+  /** The short tier's summaries of `ns`; after a restart they come back from SQLite, once. */
+  #recentFor(ns: string, now: number): Summary[] {
+    let list = this.#recent.get(ns);
+    if (!list) {
+      list = this.store.loadSummaries(TIERS[0]!.name, ns, now - TIERS[0]!.keepMs, now);
+      this.#recent.set(ns, list);
+    }
+    return list;
+  }
+
+  stats(): { openSketches: number; recentSummaries: number; late: number; bytes: number } {
+    let recentSummaries = 0;
+    for (const l of this.#recent.values()) recentSummaries += l.length;
+    let bytes = 0;
+    for (const o of this.#open.values()) bytes += o.sketch.byteSize();
+    return { openSketches: this.#open.size, recentSummaries, late: this.late, bytes };
+  }
+}
