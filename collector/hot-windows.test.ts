@@ -107,6 +107,33 @@ describe('hot windows', () => {
     expect((await stub.hotKeys({ ns, from: 0, windowSec: 120, limit: 5 })).keys[0]!.count).toBe(10);
   });
 
+  it('forgets summaries past their tier’s keep time at the shard’s retention pass', async () => {
+    await withStore('hot-windows-prune', (store, sql) => {
+      const now = Date.now();
+      const s = (t: number): Summary => ({
+        t,
+        total: 1,
+        unnamedBound: 0,
+        keys: [{ key: 'k', count: 1, error: 0 }],
+      });
+      store.saveSummary('short', 'p', s(now - 16 * 60_000));
+      store.saveSummary('short', 'p', s(now - 60_000));
+      store.saveSummary('long', 'p', s(now - 16 * 60_000));
+      store.saveSummary('long', 'p', s(now - 25 * 3600_000));
+      store.prune(now);
+      const left = sql
+        .exec<{ tier: string; t: number }>(
+          "SELECT tier, t FROM kw_hot_summaries WHERE ns = 'p' ORDER BY tier, t",
+        )
+        .toArray()
+        .map((r) => [r.tier, now - r.t]);
+      expect(left).toEqual([
+        ['long', 16 * 60_000],
+        ['short', 60_000],
+      ]);
+    });
+  });
+
   it('answers filtered or longer-than-a-day windows exactly, from the rollups', async () => {
     const ns = 'hot.exact.path';
     const stub = env.COLLECTOR_SHARD.get(env.COLLECTOR_SHARD.idFromName(`shard-${shardOf(ns, 'x', 4)}`));

@@ -229,6 +229,13 @@ export class RollupStore implements SummaryStore {
       'DELETE FROM kw_emitters WHERE last_seen < ?',
       now - RETENTION.emitterMs,
     ).rowsWritten;
+    for (const tier of TIERS) {
+      removed += this.sql.exec(
+        'DELETE FROM kw_hot_summaries WHERE tier = ? AND t < ?',
+        tier.name,
+        now - tier.keepMs,
+      ).rowsWritten;
+    }
     return removed;
   }
 
