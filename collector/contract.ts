@@ -15,16 +15,19 @@ export const LIMITS = {
   batchBytes: 1024 * 1024,
 } as const;
 
-/** Every decision each pattern can make. `telemetry` is Keywarden's own: dropped events. */
+/**
+ * Every decision each pattern can make. `duplicate` is a retry answered from the object's own
+ * record (what dedupe-hit ratios count); `telemetry` is Keywarden's own: dropped events.
+ */
 export const DECISIONS = {
-  idempotency: ['applied', 'duplicate', 'in_flight', 'conflict', 'failed'],
+  idempotency: ['applied', 'duplicate', 'in_flight', 'conflict', 'failed', 'taken_over', 'lease_lost'],
   ordering: ['applied', 'buffered', 'refused', 'gap', 'duplicate'],
-  rate_limit: ['allowed', 'limited'],
-  queue: ['enqueued', 'delivered', 'acked', 'retried', 'dead_lettered'],
-  lock: ['acquired', 'waited', 'released', 'expired', 'fenced', 'timed_out'],
+  rate_limit: ['allowed', 'limited', 'duplicate'],
+  queue: ['enqueued', 'delivered', 'acked', 'retried', 'dead_lettered', 'duplicate', 'refused'],
+  lock: ['acquired', 'waited', 'released', 'expired', 'fenced', 'timed_out', 'written', 'duplicate'],
   debounce: ['scheduled', 'coalesced', 'fired'],
   single_flight: ['led', 'joined', 'failed'],
-  counter: ['incremented', 'duplicate'],
+  counter: ['incremented', 'duplicate', 'conflict'],
   leader: ['elected', 'renewed', 'lost', 'refused'],
   saga: ['started', 'step_completed', 'compensated', 'completed', 'failed'],
   backpressure: ['admitted', 'queued', 'shed'],
