@@ -9,13 +9,13 @@
 // three events in four are misses. Here a miss writes one empty cell; when the table is full a purge
 // subtracts the k-th smallest count v from every cell at once: amortized O(1), whatever the weights.
 // Why fingerprints: plain Space-Saving needs ~1,000 counters for recall 1.0 at Zipf 0.8, and 1,000
-// key texts (up to 512 bytes each) are far over 64 KB. A cell is 16 bytes; only the `capacity`
+// key texts (up to 512 bytes each) are far over 64 KB. A cell is 18 bytes; only the `capacity`
 // largest counters keep their key's text.
 //
 // A cell holds `stored`; `offset` is the sum of every purge's v. For a key with a cell,
 // stored ≤ true ≤ stored + offset (= count); a key without one has true ≤ offset. A named key also
 // keeps the offset when it was named, a tighter error (its count since then is exact); the others
-// report error = offset. Each purge sees ≥ M = C − k + 1 cells holding ≥ v, so it removes ≥ M·v of
+// report error = offset. Each purge sees ≥ M = full − k + 1 cells holding ≥ v, so it removes ≥ M·v of
 // stored weight: Σ stored ≤ N − M·offset (N: total weight). Hence, with T = capacity ≤ M = counters:
 //  - offset ≤ N/M: every error ≤ N/M and every key with true > N/M has a cell;
 //  - fewer than T cells count more than N/T, so every key with true > N/T is in top(T);
@@ -39,41 +39,44 @@ export interface Estimate {
 
 const FORMAT_VERSION = 1;
 const MAX_COUNTERS = 1 << 20;
+const MAX_CAPACITY = 0x7fff;
 
 export class HeavyHitters {
   /** How many keys the sketch reports (keeps the text of). */
   readonly capacity: number;
-  /** M: the guarantees' denominator (error ≤ N/M). Memory is ~32 bytes per counter. */
+  /** M: the guarantees' denominator (error ≤ N/M). Memory is ~40 bytes per counter. */
   readonly counters: number;
 
   private weight = 0;
   private offset = 0;
   private size = 0;
   // Open addressing, linear probing; a cell is empty when stored is 0 (counts are ≥ 1). A cell's
-  // fingerprint is fp[2·cell] (low lane, also its home) and fp[2·cell + 1].
+  // fingerprint is fp[2·cell] and fp[2·cell + 1]; the first lane's top bits are its home.
   private readonly fp: Uint32Array;
   private readonly stored: Float64Array;
   private readonly mask: number;
+  private readonly shift: number;
   // Purge when `full` cells are used, dropping at least the `k` smallest.
   private readonly full: number;
   private readonly k: number;
   private readonly scratch: Float64Array;
+  private readonly small = new Int32Array(16);
 
-  // Named counters: ids 0..capacity-1 in a min-heap by count. An id remembers its cell, its key's
-  // fingerprint (purges move cells), text, and error (the offset when it was named).
+  // Named counters: ids 0..capacity-1 in a min-heap by count. An id has a cell, its key's text and
+  // error (the offset when it was named); cellId maps back (-1: unnamed or empty).
   private readonly heap: Int32Array;
   private readonly idPos: Int32Array;
   private readonly idCell: Int32Array;
-  private readonly idFp: Uint32Array;
   private readonly idError: Float64Array;
   private readonly idName: string[];
   private readonly freeIds: Int32Array;
+  private readonly cellId: Int16Array;
   private namedSize = 0;
-  // The named keys by text: the hottest events skip the fingerprint, as V8 caches a string's hash.
-  private readonly hot = new Map<string, number>();
 
   constructor(capacity = 64, counters = 1024) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('capacity must be an integer ≥ 1');
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
+      throw new RangeError(`capacity must be an integer in [1, ${MAX_CAPACITY}]`);
+    }
     if (!Number.isInteger(counters) || counters < capacity || counters > MAX_COUNTERS) {
       throw new RangeError(`counters must be an integer in [capacity, ${MAX_COUNTERS}]`);
     }
@@ -84,6 +87,7 @@ export class HeavyHitters {
     let cells = 4;
     while (cells * 9 < counters * 16) cells *= 2;
     this.mask = cells - 1;
+    this.shift = 32 - Math.log2(cells);
     this.full = (cells * 3) >> 2;
     this.k = this.full - counters + 1;
     this.fp = new Uint32Array(2 * cells);
@@ -92,41 +96,37 @@ export class HeavyHitters {
     this.heap = new Int32Array(capacity);
     this.idPos = new Int32Array(capacity);
     this.idCell = new Int32Array(capacity);
-    this.idFp = new Uint32Array(2 * capacity);
     this.idError = new Float64Array(capacity);
     this.idName = new Array<string>(capacity).fill('');
     this.freeIds = new Int32Array(capacity);
     for (let id = 0; id < capacity; id++) this.freeIds[id] = capacity - 1 - id;
+    this.cellId = new Int16Array(cells).fill(-1);
   }
 
   /** Count `weight` more occurrences of `key` (an event's `count`). */
   add(key: string, weight = 1): void {
     if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError('weight must be an integer ≥ 1');
     this.weight += weight;
-    const id = this.hot.get(key);
-    if (id !== undefined) {
-      this.stored[this.idCell[id]!]! += weight;
-      this.namedDown(this.idPos[id]!);
-      return;
-    }
     fingerprint(key);
     const lo = fpLo;
     const hi = fpHi;
     const fp = this.fp;
     const stored = this.stored;
     const mask = this.mask;
-    let cell = lo & mask;
+    let cell = lo >>> this.shift;
     for (let s = stored[cell]!; s !== 0; s = stored[cell]!) {
       if (fp[2 * cell] === lo && fp[2 * cell + 1] === hi) {
         stored[cell] = s + weight;
-        this.grown(cell, key);
+        const id = this.cellId[cell]!;
+        if (id >= 0) this.namedDown(this.idPos[id]!);
+        else this.grown(cell, key);
         return;
       }
       cell = (cell + 1) & mask;
     }
     if (this.size >= this.full) {
       this.purge();
-      cell = lo & mask;
+      cell = lo >>> this.shift;
       while (stored[cell] !== 0) cell = (cell + 1) & mask;
     }
     this.size++;
@@ -157,12 +157,11 @@ export class HeavyHitters {
 
   /** Bounds on `key`'s true count: count − error ≤ true ≤ count (for an uncounted key, 0 ≤ true ≤ count). */
   estimate(key: string): Estimate {
-    const id = this.hot.get(key);
-    if (id !== undefined)
-      return { count: this.stored[this.idCell[id]!]! + this.offset, error: this.idError[id]! };
     fingerprint(key);
     const cell = this.find(fpLo, fpHi);
-    return { count: (cell < 0 ? 0 : this.stored[cell]!) + this.offset, error: this.offset };
+    if (cell < 0) return { count: this.offset, error: this.offset };
+    const id = this.cellId[cell]!;
+    return { count: this.stored[cell]! + this.offset, error: id >= 0 ? this.idError[id]! : this.offset };
   }
 
   /** Largest possible true count of a key the sketch does not count (≤ N / counters). */
@@ -172,8 +171,8 @@ export class HeavyHitters {
 
   /** Estimated bytes held: typed arrays, key texts (as two-byte strings, the worst case), the map. */
   byteSize(): number {
-    let bytes = 512 + this.fp.byteLength + this.stored.byteLength + this.scratch.byteLength;
-    bytes += 40 * this.capacity;
+    let bytes = 512 + this.fp.byteLength + this.stored.byteLength + this.cellId.byteLength;
+    bytes += this.scratch.byteLength + 40 * this.capacity;
     for (let p = 0; p < this.namedSize; p++) bytes += 64 + 2 * this.idName[this.heap[p]!]!.length;
     return bytes;
   }
@@ -226,7 +225,8 @@ export class HeavyHitters {
       }
       for (let p = 0; p < s.namedSize; p++) {
         const id = s.heap[p]!;
-        const i = at.get(`${s.idFp[2 * id + 1]}:${s.idFp[2 * id]}`)!;
+        const cell = s.idCell[id]!;
+        const i = at.get(`${s.fp[2 * cell + 1]}:${s.fp[2 * cell]}`)!;
         name[i] = s.idName[id];
         err[i]! += s.idError[id]! - s.offset;
       }
@@ -296,7 +296,7 @@ export class HeavyHitters {
       const cell = cells[r.varint()];
       const error = r.varint();
       const key = r.text();
-      if (cell === undefined || error > out.offset || out.namedAt(cell) >= 0 || out.hot.has(key)) {
+      if (cell === undefined || error > out.offset || out.cellId[cell] !== -1) {
         throw new RangeError('corrupt sketch name');
       }
       out.name(cell, key, error);
@@ -319,7 +319,7 @@ export class HeavyHitters {
   }
 
   private find(lo: number, hi: number): number {
-    let cell = lo & this.mask;
+    let cell = lo >>> this.shift;
     while (this.stored[cell] !== 0) {
       if (this.fp[2 * cell] === lo && this.fp[2 * cell + 1] === hi) return cell;
       cell = (cell + 1) & this.mask;
@@ -328,7 +328,7 @@ export class HeavyHitters {
   }
 
   private insert(lo: number, hi: number, stored: number): number {
-    let cell = lo & this.mask;
+    let cell = lo >>> this.shift;
     while (this.stored[cell] !== 0) cell = (cell + 1) & this.mask;
     this.fp[2 * cell] = lo;
     this.fp[2 * cell + 1] = hi;
@@ -341,7 +341,80 @@ export class HeavyHitters {
   private purge(): void {
     const stored = this.stored;
     const cells = this.mask + 1;
-    // The k smallest counts in a max-heap: its root is v.
+    // Fresh keys hold small counts, so v is usually found by a histogram of counts below 16.
+    const small = this.small;
+    small.fill(0);
+    for (let cell = 0; cell < cells; cell++) {
+      const c = stored[cell]!;
+      if (c !== 0 && c < 16) small[c]!++;
+    }
+    let v = 0;
+    for (let below = 0, j = 1; j < 16; j++) {
+      below += small[j]!;
+      if (below >= this.k) {
+        v = j;
+        break;
+      }
+    }
+    if (v === 0) v = this.kthSmallest();
+    this.offset += v;
+    // A cell empty before the drop: no probe chain crosses it, so the walk below can start there.
+    let start = 0;
+    while (stored[start] !== 0) start++;
+    for (let cell = 0; cell < cells; cell++) {
+      const c = stored[cell]!;
+      if (c === 0) continue;
+      if (c > v) {
+        stored[cell] = c - v;
+        continue;
+      }
+      stored[cell] = 0;
+      this.size--;
+      const id = this.cellId[cell]!;
+      if (id >= 0) {
+        this.idCell[id] = -1;
+        this.cellId[cell] = -1;
+      }
+    }
+    // Dropping cells broke probe chains: walking on from `start`, move each entry to the first free
+    // cell from its home; that cell is never past the entry's own.
+    for (let step = 1; step < cells; step++) {
+      const from = (start + step) & this.mask;
+      const c = stored[from]!;
+      if (c === 0) continue;
+      let to = this.fp[2 * from]! >>> this.shift;
+      while (to !== from && stored[to] !== 0) to = (to + 1) & this.mask;
+      if (to === from) continue;
+      this.fp[2 * to] = this.fp[2 * from]!;
+      this.fp[2 * to + 1] = this.fp[2 * from + 1]!;
+      stored[to] = c;
+      stored[from] = 0;
+      const id = this.cellId[from]!;
+      this.cellId[to] = id;
+      this.cellId[from] = -1;
+      if (id >= 0) this.idCell[id] = to;
+    }
+    // Dropped names leave the heap; the rest fell by v alike, so re-heapifying them is enough.
+    let kept = 0;
+    let size = this.namedSize;
+    for (let p = 0; p < this.namedSize; p++) {
+      const id = this.heap[p]!;
+      if (this.idCell[id]! >= 0) {
+        this.heap[kept] = id;
+        this.idPos[id] = kept++;
+        continue;
+      }
+      this.idName[id] = '';
+      this.freeIds[this.capacity - 1 - --size] = id;
+    }
+    this.namedSize = kept;
+    for (let p = (kept >> 1) - 1; p >= 0; p--) this.namedDown(p);
+  }
+
+  // The k smallest counts in a max-heap: its root is the k-th smallest.
+  private kthSmallest(): number {
+    const stored = this.stored;
+    const cells = this.mask + 1;
     const h = this.scratch;
     const k = this.k;
     let n = 0;
@@ -370,81 +443,30 @@ export class HeavyHitters {
         h[p] = c;
       }
     }
-    const v = h[0]!;
-    this.offset += v;
-    // A cell empty before the drop: no probe chain crosses it, so the walk below can start there.
-    let start = 0;
-    while (stored[start] !== 0) start++;
-    for (let cell = 0; cell < cells; cell++) {
-      const c = stored[cell]!;
-      if (c === 0) continue;
-      if (c > v) {
-        stored[cell] = c - v;
-      } else {
-        stored[cell] = 0;
-        this.size--;
-      }
-    }
-    // Dropping cells broke probe chains: walking on from `start`, move each entry to the first free
-    // cell from its home; that cell is never past the entry's own.
-    for (let step = 1; step < cells; step++) {
-      const from = (start + step) & this.mask;
-      const c = stored[from]!;
-      if (c === 0) continue;
-      let to = this.fp[2 * from]! & this.mask;
-      while (to !== from && stored[to] !== 0) to = (to + 1) & this.mask;
-      if (to === from) continue;
-      this.fp[2 * to] = this.fp[2 * from]!;
-      this.fp[2 * to + 1] = this.fp[2 * from + 1]!;
-      stored[to] = c;
-      stored[from] = 0;
-    }
-    // Named counters moved or went: follow them by fingerprint (counts all fell by v: order holds).
-    for (let p = this.namedSize - 1; p >= 0; p--) {
-      const id = this.heap[p]!;
-      const cell = this.find(this.idFp[2 * id]!, this.idFp[2 * id + 1]!);
-      if (cell >= 0) this.idCell[id] = cell;
-      else this.unname(p);
-    }
+    return h[0]!;
   }
 
-  // Keeps the text of the `capacity` largest counters: a counter that grows past the smallest named
-  // one takes its place. Counts only grow between purges, and purges keep the order, so no unnamed
-  // counter exceeds the smallest named one.
+  // Keeps the text of the `capacity` largest counters: an unnamed counter that grows past the
+  // smallest named one takes its place. Counts only grow between purges, and purges keep the order,
+  // so no unnamed counter exceeds the smallest named one.
   private grown(cell: number, key: string): void {
     if (this.namedSize < this.capacity) {
-      const p = this.namedAt(cell);
-      if (p >= 0) this.namedDown(p);
-      else this.name(cell, key, this.offset);
+      this.name(cell, key, this.offset);
       return;
     }
     const root = this.heap[0]!;
     if (this.stored[cell]! <= this.stored[this.idCell[root]!]!) return;
-    // Reached only by keys entering the top, or by a named key under another text of the same
-    // fingerprint, so the linear search is rare.
-    const p = this.namedAt(cell);
-    if (p >= 0) {
-      this.namedDown(p);
-      return;
-    }
-    this.hot.delete(this.idName[root]!);
+    this.cellId[this.idCell[root]!] = -1;
     this.label(root, cell, key, this.offset);
     this.namedDown(0);
-  }
-
-  private namedAt(cell: number): number {
-    for (let p = 0; p < this.namedSize; p++) if (this.idCell[this.heap[p]!] === cell) return p;
-    return -1;
   }
 
   // Until it was named the key's count was known within `error`; since then every event is counted.
   private label(id: number, cell: number, key: string, error: number): void {
     this.idCell[id] = cell;
-    this.idFp[2 * id] = this.fp[2 * cell]!;
-    this.idFp[2 * id + 1] = this.fp[2 * cell + 1]!;
+    this.cellId[cell] = id;
     this.idError[id] = error;
     this.idName[id] = key;
-    this.hot.set(key, id);
   }
 
   private name(cell: number, key: string, error: number): void {
@@ -454,20 +476,6 @@ export class HeavyHitters {
     this.idPos[id] = p;
     this.label(id, cell, key, error);
     this.namedUp(p);
-  }
-
-  private unname(p: number): void {
-    const id = this.heap[p]!;
-    this.hot.delete(this.idName[id]!);
-    this.idName[id] = '';
-    const last = --this.namedSize;
-    this.freeIds[this.capacity - 1 - last] = id;
-    if (p === last) return;
-    const moved = this.heap[last]!;
-    this.heap[p] = moved;
-    this.idPos[moved] = p;
-    this.namedUp(p);
-    this.namedDown(this.idPos[moved]!);
   }
 
   private namedUp(p: number): void {
@@ -522,13 +530,11 @@ export class HeavyHitters {
     this.heap.set(from.heap);
     this.idPos.set(from.idPos);
     this.idCell.set(from.idCell);
-    this.idFp.set(from.idFp);
     this.idError.set(from.idError);
     this.freeIds.set(from.freeIds);
     for (let id = 0; id < this.capacity; id++) this.idName[id] = from.idName[id]!;
+    this.cellId.set(from.cellId);
     this.namedSize = from.namedSize;
-    this.hot.clear();
-    for (const [key, id] of from.hot) this.hot.set(key, id);
   }
 }
 
@@ -540,9 +546,10 @@ let fpLo = 0;
 let fpHi = 0;
 
 /**
- * Two 32-bit lanes, FNV-1a and an FNV-style lane with murmur2's multiplier, each finished with
- * murmur3's fmix32. Two of n keys share a fingerprint with probability ~n²/2^65; with 32 bits a
- * 1M-key window would hold ~100 colliding pairs.
+ * Two 32-bit lanes: FNV-1a finished with murmur3's fmix32 (its top bits pick the home cell, and
+ * FNV alone clusters keys like `order:1`, `order:2`) and an FNV-style lane with murmur2's multiplier,
+ * used only for equality. Two of n keys share a fingerprint with probability ~n²/2^65; with 32 bits
+ * a 1M-key window would hold ~100 colliding pairs.
  */
 function fingerprint(key: string): void {
   let a = 0x811c9dc5;
@@ -554,7 +561,7 @@ function fingerprint(key: string): void {
     b = Math.imul(b ^ c, 0x5bd1e995);
   }
   fpLo = fmix32(a);
-  fpHi = fmix32(b ^ n);
+  fpHi = (b ^ n) >>> 0;
 }
 
 function fmix32(h: number): number {
