@@ -71,8 +71,9 @@ export class ByteReader {
       v += (b & 0x7f) * scale;
       if (b < 0x80) break;
       scale *= 0x80;
-      if (scale > 2 ** 56) throw new RangeError('varint too long');
+      if (scale > 2 ** 49) throw new RangeError('varint too long');
     }
+    if (!Number.isSafeInteger(v)) throw new RangeError('varint out of range');
     return v;
   }
 

@@ -200,6 +200,22 @@ describe('HeavyHitters', () => {
     );
   });
 
+  it('round-trips counts far beyond 32 bits', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat({ max: 20 }), fc.integer({ min: 1, max: 2 ** 45 })), { maxLength: 60 }),
+        (draws) => {
+          const s = new HeavyHitters(4, 8);
+          for (const [k, w] of draws) s.add(`big:${k}`, w);
+          const back = HeavyHitters.deserialize(s.serialize());
+          expect(back.top()).toEqual(s.top());
+          expect(back.total()).toBe(s.total());
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
   it('refuses corrupt serialized sketches', () => {
     const s = new HeavyHitters(2, 8);
     for (let i = 0; i < 50; i++) s.add(`k${i % 7}`, 1 + (i % 3));

@@ -169,7 +169,7 @@ export class HeavyHitters {
     return this.offset;
   }
 
-  /** Estimated bytes held: typed arrays, key texts (as two-byte strings, the worst case), the map. */
+  /** Estimated bytes held: typed arrays, key texts (as two-byte strings, the worst case), objects. */
   byteSize(): number {
     let bytes = 512 + this.fp.byteLength + this.stored.byteLength + this.cellId.byteLength;
     bytes += this.scratch.byteLength + 40 * this.capacity;
