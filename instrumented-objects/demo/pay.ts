@@ -15,8 +15,8 @@
 // `duplicate` for whatever the dead owner already did, so the order is still charged once.
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { ApiError, errorBody, readBoundedText, requireToken } from '../../collector';
-import { objectFor } from '../kit';
+import { ApiError, errorBody, requireToken } from '../../collector';
+import { jsonBody, objectFor, traceContext } from '../kit';
 
 export const PAY_NS = 'demo.pay';
 export const CHARGES_NS = 'demo.pay.charges';
@@ -56,11 +56,6 @@ function orderKey(c: Context): { orderId: string; key: string } {
   return { orderId, key: `order:${orderId}` };
 }
 
-function trace(c: Context) {
-  const m = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(c.req.header('traceparent') ?? '');
-  return m ? { traceId: m[1]!, spanId: m[2]! } : undefined;
-}
-
 async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -83,24 +78,16 @@ payDemoRoutes.post('/demo/pay/:orderId', async (c) => {
       'Idempotency-Key must be 1–255 printable ASCII characters',
     );
   }
-  const raw = await readBoundedText(c.req.raw, 1_024);
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    throw new ApiError(400, 'invalid_json', 'the body must be JSON: {"amount": <positive integer>}');
-  }
-  const parsed = payBody.safeParse(json);
-  if (!parsed.success) {
-    throw new ApiError(
-      400,
-      'invalid_amount',
-      `the body must be {"amount": <integer from 1 to ${MAX_AMOUNT}>}`,
-    );
-  }
-  const { amount } = parsed.data;
+  const { amount } = await jsonBody(c, payBody, {
+    maxBytes: 1_024,
+    expected: '{"amount": <positive integer>}',
+    invalid: {
+      code: 'invalid_amount',
+      message: `the body must be {"amount": <integer from 1 to ${MAX_AMOUNT}>}`,
+    },
+  });
   const env = c.env;
-  const t = trace(c);
+  const t = traceContext(c);
   const ledger = objectFor(env.IDEMPOTENCY, PAY_NS, key);
   const target = { ns: PAY_NS, key, requestId, trace: t };
 

@@ -1,14 +1,13 @@
 // HTTP routes for the queue pattern, mounted at /objects/queue (see README.md).
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { ApiError, intParam, LIMITS, readBoundedText, textParam, utf8Bytes } from '../../../collector';
-import { objectFor } from '../../kit';
-import { type AckResult, type NackResult, QUEUE_BOUNDS, type TraceContext } from './object';
+import { ApiError, intParam, LIMITS, textParam } from '../../../collector';
+import { boundedText, jsonBody, objectFor, requestTarget, traceContext } from '../../kit';
+import { type AckResult, type NackResult, QUEUE_BOUNDS } from './object';
 
 export const queueRoutes = new Hono<{ Bindings: Env }>();
 
-const DEFAULT_NS = 'demo.queue';
-const SMALL_BODY = 4096;
+const SMALL_BODY = { maxBytes: 4096, emptyIsObject: true };
 
 const messageId = () => boundedText(LIMITS.requestIdBytes);
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -32,57 +31,66 @@ const configBody = z.strictObject({
 });
 
 queueRoutes.post('/:key/enqueue', async (c) => {
-  const { ns, key } = target(c);
-  const input = await jsonBody(c, enqueueBody, QUEUE_BOUNDS.bodyBytes + 1024);
-  const result = await objectFor(c.env.QUEUE, ns, key).enqueue({ ns, key, ...input, trace: traceOf(c) });
+  const { ns, key } = requestTarget(c, 'queue');
+  const input = await jsonBody(c, enqueueBody, {
+    maxBytes: QUEUE_BOUNDS.bodyBytes + 1024,
+    emptyIsObject: true,
+  });
+  const result = await objectFor(c.env.QUEUE, ns, key).enqueue({ ns, key, ...input, trace: traceContext(c) });
   return c.json(result, result.duplicate ? 200 : 201);
 });
 
 queueRoutes.post('/:key/receive', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const input = await jsonBody(c, receiveBody, SMALL_BODY);
-  return c.json(await objectFor(c.env.QUEUE, ns, key).receive({ ns, key, ...input, trace: traceOf(c) }));
+  return c.json(await objectFor(c.env.QUEUE, ns, key).receive({ ns, key, ...input, trace: traceContext(c) }));
 });
 
 queueRoutes.post('/:key/ack', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const input = await jsonBody(c, leaseBody, SMALL_BODY);
-  return refusedOr(c, await objectFor(c.env.QUEUE, ns, key).ack({ ns, key, ...input, trace: traceOf(c) }));
+  return refusedOr(
+    c,
+    await objectFor(c.env.QUEUE, ns, key).ack({ ns, key, ...input, trace: traceContext(c) }),
+  );
 });
 
 queueRoutes.post('/:key/nack', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const input = await jsonBody(c, leaseBody, SMALL_BODY);
-  return refusedOr(c, await objectFor(c.env.QUEUE, ns, key).nack({ ns, key, ...input, trace: traceOf(c) }));
+  return refusedOr(
+    c,
+    await objectFor(c.env.QUEUE, ns, key).nack({ ns, key, ...input, trace: traceContext(c) }),
+  );
 });
 
 queueRoutes.get('/:key/dead-letters', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const limit = intParam(c, 'limit', 100, 1, 1000);
   return c.json(await objectFor(c.env.QUEUE, ns, key).deadLetters({ ns, key, limit }));
 });
 
 queueRoutes.post('/:key/redrive', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const { id } = await jsonBody(c, redriveBody, SMALL_BODY);
-  const result = await objectFor(c.env.QUEUE, ns, key).redrive({ ns, key, id, trace: traceOf(c) });
+  const result = await objectFor(c.env.QUEUE, ns, key).redrive({ ns, key, id, trace: traceContext(c) });
   if ('reason' in result) throw new ApiError(404, 'not_dead', `no dead letter with id ${id}`);
   return c.json(result);
 });
 
 queueRoutes.get('/:key/config', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   return c.json(await objectFor(c.env.QUEUE, ns, key).config({ ns, key }));
 });
 
 queueRoutes.put('/:key/config', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const config = await jsonBody(c, configBody, SMALL_BODY);
   return c.json(await objectFor(c.env.QUEUE, ns, key).configure({ ns, key, config }));
 });
 
 queueRoutes.get('/:key/inspect', async (c) => {
-  const { ns, key } = target(c);
+  const { ns, key } = requestTarget(c, 'queue');
   const requestId = textParam(c, 'requestId', { maxBytes: LIMITS.requestIdBytes });
   return c.json(await objectFor(c.env.QUEUE, ns, key).inspect(requestId));
 });
@@ -100,45 +108,4 @@ function refusedOr(c: Context, result: AckResult | NackResult): Response {
   if (!('reason' in result)) return c.json(result);
   const [status, message] = REFUSALS[result.reason];
   return c.json({ ...result, error: { code: result.reason, message } }, status);
-}
-
-// Route plumbing shared in shape by every pattern's routes.
-
-function boundedText(maxBytes: number) {
-  return z
-    .string()
-    .min(1)
-    .refine((s) => utf8Bytes(s) <= maxBytes, { message: `must be at most ${maxBytes} UTF-8 bytes` });
-}
-
-function target(c: Context<{ Bindings: Env }>): { ns: string; key: string } {
-  const key = c.req.param('key') ?? '';
-  if (key === '' || utf8Bytes(key) > LIMITS.keyBytes) {
-    throw new ApiError(400, 'invalid_parameter', `key must be 1 to ${LIMITS.keyBytes} bytes`);
-  }
-  const ns = textParam(c, 'ns', { maxBytes: LIMITS.nsBytes }) ?? DEFAULT_NS;
-  return { ns, key };
-}
-
-async function jsonBody<T>(c: Context, schema: z.ZodType<T, unknown>, maxBytes: number): Promise<T> {
-  const text = await readBoundedText(c.req.raw, maxBytes);
-  let raw: unknown;
-  try {
-    raw = text === '' ? {} : JSON.parse(text);
-  } catch {
-    throw new ApiError(400, 'invalid_json', 'the body must be JSON');
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new ApiError(400, 'invalid_body', `${where}${issue.message}`);
-  }
-  return parsed.data;
-}
-
-/** W3C trace context from `traceparent`, so the decision event carries the caller's trace. */
-function traceOf(c: Context): TraceContext | undefined {
-  const m = /^[\da-f]{2}-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}$/.exec(c.req.header('traceparent') ?? '');
-  return m ? { traceId: m[1]!, spanId: m[2]! } : undefined;
 }
