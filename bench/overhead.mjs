@@ -286,7 +286,6 @@ async function benchPattern(pattern) {
     const seconds = (performance.now() - t0) / 1000;
     const after = serverSnapshot(server.child.pid);
     return {
-      reloaded: after.pids !== before.pids,
       pids: after.pids,
       cpu: after.cpu - before.cpu,
       side,
@@ -317,13 +316,16 @@ async function benchPattern(pattern) {
   for (let i = 0; i < order.length; ) {
     const side = order[i];
     const label = `  phase ${String(i + 1).padStart(2)} ${side === 'on' ? 'ON ' : 'OFF'}`;
-    if (side === 'off') await switchOff(); // idempotent; objects re-created by a reload come back on
+    // A reload re-creates the objects with telemetry on: watch for one from before the switch.
+    const pidsBefore = serverSnapshot(server.child.pid).pids;
+    if (side === 'off') await switchOff(); // idempotent
     await sleep(300); // the previous phase's telemetry flushes (~250 ms) outside this one
     const sentBefore = side === 'off' ? await sentSoFar() : [];
     const r = await phase(side, opts.seconds * 1000);
+    r.reloaded = r.pids !== pidsBefore;
     if (!r.reloaded && side === 'off') {
       const on = await offObjectsOn(sentBefore);
-      if (on.length > 0 && serverSnapshot(server.child.pid).pids === r.pids) {
+      if (on.length > 0 && serverSnapshot(server.child.pid).pids === pidsBefore) {
         throw new Error(
           `${on.length} OFF object(s) had telemetry on after an OFF phase: ${JSON.stringify(on[0])}`,
         );
