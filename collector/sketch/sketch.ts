@@ -200,38 +200,43 @@ export class HeavyHitters {
       base += s.offset;
       out.weight += s.weight;
     }
-    // g: summed stored counts; err: Σ of each input's error for the key, its offset where absent.
-    const at = new Map<string, number>();
-    const lo: number[] = [];
-    const hi: number[] = [];
-    const g: number[] = [];
-    const err: number[] = [];
+    // The union by fingerprint, in a scratch open-addressing table at most half full. g: summed
+    // stored counts (0 = empty slot); err: Σ of each input's error for the key, its offset where absent.
+    let slots = 16;
+    for (const s of list) slots += 2 * s.size;
+    slots = 2 ** Math.ceil(Math.log2(slots));
+    const shift = 32 - Math.log2(slots);
+    const lo = new Uint32Array(slots);
+    const hi = new Uint32Array(slots);
+    const g = new Float64Array(slots);
+    const err = new Float64Array(slots);
     const name: (string | undefined)[] = [];
+    const slotOf = (l: number, h: number): number => {
+      let i = l >>> shift;
+      while (g[i] !== 0 && (lo[i] !== l || hi[i] !== h)) i = (i + 1) & (slots - 1);
+      return i;
+    };
     for (const s of list) {
       for (let cell = 0; cell <= s.mask; cell++) {
         if (s.stored[cell] === 0) continue;
-        const fp = `${s.fp[2 * cell + 1]}:${s.fp[2 * cell]}`;
-        let i = at.get(fp);
-        if (i === undefined) {
-          i = g.length;
-          at.set(fp, i);
-          lo.push(s.fp[2 * cell]!);
-          hi.push(s.fp[2 * cell + 1]!);
-          g.push(0);
-          err.push(base);
-          name.push(undefined);
+        const i = slotOf(s.fp[2 * cell]!, s.fp[2 * cell + 1]!);
+        if (g[i] === 0) {
+          lo[i] = s.fp[2 * cell]!;
+          hi[i] = s.fp[2 * cell + 1]!;
+          err[i] = base;
         }
         g[i]! += s.stored[cell]!;
       }
       for (let p = 0; p < s.namedSize; p++) {
         const id = s.heap[p]!;
         const cell = s.idCell[id]!;
-        const i = at.get(`${s.fp[2 * cell + 1]}:${s.fp[2 * cell]}`)!;
+        const i = slotOf(s.fp[2 * cell]!, s.fp[2 * cell + 1]!);
         name[i] = s.idName[id];
         err[i]! += s.idError[id]! - s.offset;
       }
     }
-    const order = g.map((_, i) => i);
+    const order: number[] = [];
+    for (let i = 0; i < slots; i++) if (g[i] !== 0) order.push(i);
     order.sort((a, b) => g[b]! - g[a]! || err[a]! - err[b]!);
     // Too many keys: cut at the full-th largest g, like a purge. ≥ full ≥ M keys held ≥ cut, so the
     // merged sketch still has Σ stored ≤ N − M·offset.
