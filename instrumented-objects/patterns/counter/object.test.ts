@@ -62,7 +62,9 @@ describe('the counter object', () => {
       mismatch: false,
     });
     expect(await c.increment({ ...t, requestId: 'a', by: 7 })).toMatchObject({
-      decision: 'duplicate',
+      decision: 'conflict',
+      value: 3,
+      by: 5,
       mismatch: true,
     });
     // Without a requestId nothing is deduped.
@@ -113,6 +115,27 @@ describe('the counter object', () => {
     ]);
     expect(events.find((e) => e.decision === 'incremented')).toMatchObject({ ...t, ...trace, count: 1 });
     expect(events.every((e) => typeof e.durationMs === 'number')).toBe(true);
+  });
+
+  it('emits one conflict event for a reused requestId with another amount, and counts nothing', async () => {
+    const c = counter('conflict-events');
+    const t = { ns: NS, key: 'conflict-events' };
+    const trace = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' };
+    await c.increment({ ...t, requestId: 'cf-1', by: 4 });
+    await c.increment({ ...t, by: 1 });
+    expect(await c.increment({ ...t, requestId: 'cf-1', by: 40, trace })).toMatchObject({
+      decision: 'conflict',
+      value: 5,
+    });
+    await flushTelemetry(c);
+    const events = (await new Collector(env).lookup('cf-1')).filter((e) => e.pattern === 'counter');
+    // Check: the applied increment and the conflict, one event each; the conflict is valued at the
+    // counter it left unchanged, and carries the caller's trace.
+    expect(events.map((e) => e.decision).sort()).toEqual(['conflict', 'incremented']);
+    const conflict = events.find((e) => e.decision === 'conflict')!;
+    expect(conflict).toMatchObject({ ...t, ...trace, requestId: 'cf-1', value: 5, count: 1 });
+    expect(conflict.durationMs).toBeGreaterThanOrEqual(0);
+    expect(await c.read(t)).toMatchObject({ value: 5 });
   });
 });
 

@@ -19,14 +19,15 @@ export type IncrementInput = {
 };
 
 export type IncrementResult = {
-  decision: 'incremented' | 'duplicate';
+  /** `conflict`: a duplicate whose `by` differs from the one applied (the caller reused an id for another increment) */
+  decision: 'incremented' | 'duplicate' | 'conflict';
   /** the counter after this call */
   value: number;
   /** what this requestId added (for a duplicate: what the first call added) */
   by: number;
   /** the counter right after this requestId's increment was applied */
   appliedValue: number;
-  /** a duplicate whose `by` differs from the one applied: the caller reused an id for another increment */
+  /** the same as `decision === 'conflict'` */
   mismatch: boolean;
 };
 
@@ -85,13 +86,16 @@ export class CounterObject extends InstrumentedObject {
         )
         .toArray()[0];
       if (seen) {
-        this.#emit('duplicate', input, current, now);
+        // Nothing changes either way; a reused id with another amount is the caller's bug, so it is
+        // told apart (and counted apart) from an honest retry.
+        const decision = seen.by === by ? 'duplicate' : 'conflict';
+        this.#emit(decision, input, current, now);
         return {
-          decision: 'duplicate',
+          decision,
           value: current,
           by: seen.by,
           appliedValue: seen.value_after,
-          mismatch: seen.by !== by,
+          mismatch: decision === 'conflict',
         };
       }
     }
@@ -172,7 +176,7 @@ export class CounterObject extends InstrumentedObject {
   }
 
   #emit(
-    decision: 'incremented' | 'duplicate',
+    decision: IncrementResult['decision'],
     input: Pick<IncrementInput, 'ns' | 'key' | 'requestId' | 'trace'>,
     value: number,
     startedAt: number,
