@@ -191,6 +191,40 @@ describe('the idempotency object', () => {
     });
   });
 
+  it('reports a takeover and every late settle of the lost owner as events, one each', async () => {
+    const key = 'order:takeover-events';
+    const trace = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+    const target = { ns: NS, key, requestId: 'pay-takeover' };
+    const o = ledger(key);
+    const owner = await o.begin({ ...target, payloadHash: 'h', leaseMs: 50 });
+    if (owner.decision !== 'proceed') throw new Error('expected proceed');
+    await sleep(owner.leaseUntil - Date.now() + 20);
+    const heir = await o.begin({ ...target, payloadHash: 'h', trace });
+    expect(heir).toMatchObject({ decision: 'proceed', takeover: true });
+    if (heir.decision !== 'proceed') throw new Error('unreachable');
+    await o.complete({ ...target, lease: owner.lease, responseJson: '"late"', trace });
+    await o.fail({ ...target, lease: owner.lease, error: 'late too' });
+    await o.complete({ ...target, lease: heir.lease, responseJson: '"heir"' });
+    await flushTelemetry(o);
+    const events = await trail('pay-takeover');
+    // Check: the takeover is one `taken_over` (the begin emits nothing else), each refused settle
+    // one `lease_lost`, and the heir's completion the request's one `applied`.
+    expect(events.map((e) => e.decision).sort()).toEqual([
+      'applied',
+      'lease_lost',
+      'lease_lost',
+      'taken_over',
+    ]);
+    for (const e of events) {
+      expect(e).toMatchObject({ ns: NS, key, requestId: 'pay-takeover', count: 1 });
+      expect(e.durationMs).toBeGreaterThanOrEqual(0);
+      // The request's age: at least the lapsed lease.
+      expect(e.value).toBeGreaterThanOrEqual(50);
+    }
+    expect(events.find((e) => e.decision === 'taken_over')).toMatchObject(trace);
+    expect(events.filter((e) => e.decision === 'lease_lost' && e.traceId === trace.traceId)).toHaveLength(1);
+  });
+
   it('keeps a lease alive with extend', async () => {
     const key = 'order:extend';
     const target = { ns: NS, key, requestId: 'pay-4' };

@@ -19,8 +19,8 @@
 //
 // Crash semantics: the owner of an in_flight entry holds a lease (`leaseMs`, default 30 s; it may
 // `extend` it). If the owner dies, the entry blocks retries only until the lease lapses; the
-// next `begin` then takes over (`proceed` with `takeover: true`, attempts + 1, a new lease), and
-// the old owner's late `complete`/`fail` is refused (`lease_lost`). A takeover means the side
+// next `begin` then takes over (`proceed` with `takeover: true`, attempts + 1, a new lease; event
+// `taken_over`), and the old owner's late `complete`/`fail` is refused (`lease_lost`, with an event). A takeover means the side
 // effect MAY have run once already, so the side effect must itself be idempotent on the requestId
 // (the Pay demo's charge is a counter increment keyed by it) or be checked before it is redone.
 //
@@ -28,6 +28,7 @@
 // lease lapsed; a timer purges it, and an expired entry is treated as absent even before that.
 //
 // Every method is synchronous SQL with no await, so no two calls interleave (the input gate).
+import type { Decision } from '../../../collector';
 import { InstrumentedObject } from '../../kit';
 
 export type TraceContext = { traceId?: string; spanId?: string };
@@ -215,11 +216,9 @@ export class IdempotencyObject extends InstrumentedObject {
       input.requestId,
     );
     this.#armPurge(leaseUntil + ttlMs);
-    if (takeover) {
-      console.warn(
-        `keywarden: idempotency ${input.ns} ${input.key} ${input.requestId}: lease lapsed, attempt ${attempt} takes over`,
-      );
-    }
+    // A takeover is a decision (the side effect may now run twice, so it must be visible): one
+    // `taken_over` event. Any other `proceed` emits none; its decision comes with complete/fail.
+    if (takeover) this.#emit('taken_over', input, row, now);
     return { decision: 'proceed', lease, attempt, takeover, leaseUntil };
   }
 
@@ -320,9 +319,7 @@ export class IdempotencyObject extends InstrumentedObject {
     if (row?.state !== 'in_flight' || row.lease !== input.lease) {
       // Its lease lapsed and another caller took over, or the entry expired: two owners must never
       // both settle it, so this (late) one is refused. Its side effect may have happened: see above.
-      console.warn(
-        `keywarden: idempotency ${input.ns} ${input.key} ${input.requestId}: ${state} refused, lease lost`,
-      );
+      this.#emit('lease_lost', input, row, now);
       return { decision: 'lease_lost', entry: row ? toEntry(row) : null };
     }
     const expiresAt = now + row.ttl_ms;
@@ -344,9 +341,9 @@ export class IdempotencyObject extends InstrumentedObject {
   }
 
   #emit(
-    decision: 'applied' | 'duplicate' | 'in_flight' | 'conflict' | 'failed',
+    decision: Decision<'idempotency'>,
     input: { ns: string; key: string; requestId: string; trace?: TraceContext },
-    row: Row,
+    row: Row | null,
     startedAt: number,
   ): void {
     this.emitter.emit({
@@ -355,8 +352,9 @@ export class IdempotencyObject extends InstrumentedObject {
       ns: input.ns,
       key: input.key,
       requestId: input.requestId,
-      // One unit for every decision: how old the request is (for a duplicate: how late the retry came).
-      value: Math.max(0, startedAt - row.first_seen),
+      // One unit for every decision: how old the request is (for a duplicate: how late the retry
+      // came); none when the entry is already forgotten.
+      value: row === null ? undefined : Math.max(0, startedAt - row.first_seen),
       durationMs: Date.now() - startedAt,
       traceId: input.trace?.traceId,
       spanId: input.trace?.spanId,
