@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, env, runInDurableObject, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { Collector } from '../../../collector';
-import { decisionsFromResults, flushTelemetry, runConformance } from '../../conformance';
+import { answered, flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
 import {
   type CheckResult,
@@ -229,9 +229,11 @@ describe('the rate-limit invariant', () => {
       allowed: true,
       replayed: false,
     });
-    expect(await rl.check({ ns: NS, key, requestId: 'retries-a' })).toMatchObject({
+    const trace = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+    expect(await rl.check({ ns: NS, key, requestId: 'retries-a', trace })).toMatchObject({
       allowed: true,
       replayed: true,
+      remaining: 0,
     });
     expect(await rl.check({ ns: NS, key, requestId: 'retries-b' })).toMatchObject({ allowed: false });
     expect(await rl.inspect('retries-b')).toMatchObject({ found: true, decision: 'limited' });
@@ -242,9 +244,12 @@ describe('the rate-limit invariant', () => {
     });
     expect(await rl.inspect('retries-b')).toMatchObject({ found: true, decision: 'allowed', remaining: 0 });
     expect(await rl.inspect('never-seen')).toEqual({ found: false, requestId: 'never-seen' });
-    // Check: a replay is not a new decision, so it adds no event.
+    // Check: the replay is one `duplicate` event, valued at the tokens left, with the retry's trace.
     await flushTelemetry(rl);
-    expect((await trail('retries-a')).map((e) => e.decision)).toEqual(['allowed']);
+    const a = await trail('retries-a');
+    expect(a.map((e) => e.decision)).toEqual(['allowed', 'duplicate']);
+    expect(a[1]).toMatchObject({ ns: NS, key, requestId: 'retries-a', value: 0, count: 1, ...trace });
+    expect(a[1]!.durationMs).toBeGreaterThanOrEqual(0);
     expect((await trail('retries-b')).map((e) => e.decision)).toEqual(['limited', 'allowed']);
   });
 });
@@ -320,7 +325,8 @@ describe('the rate-limit routes', () => {
 });
 
 // The shared suite: ten requests an hour, sixteen callers a wave, so most are limited; retries of an
-// allowed request are answered from the ledger (replayed, no event), limited ones are decided again.
+// allowed request are answered from the ledger (replayed: a `duplicate` event), limited ones are
+// decided again.
 runConformance<ReturnType<typeof limiter>, CheckResult>({
   pattern: 'rate_limit',
   callers: 16,
@@ -330,16 +336,13 @@ runConformance<ReturnType<typeof limiter>, CheckResult>({
   },
   operation: (rl, call) => rl.check({ ns: call.ns, key: call.key, requestId: call.requestId }),
   telemetry: {
-    expected: (run) => {
-      const fresh = { ...run, byRequest: new Map<string, typeof run.calls>() };
-      for (const [id, tries] of run.byRequest) {
-        fresh.byRequest.set(
+    expected: (run) =>
+      new Map(
+        [...run.byRequest].map(([id, tries]) => [
           id,
-          tries.filter((c) => !(c.ok && c.result.replayed)),
-        );
-      }
-      return decisionsFromResults(fresh);
-    },
+          answered(tries).map((c) => (c.result.replayed ? 'duplicate' : c.result.decision)),
+        ]),
+      ),
   },
   check: ({ calls, byRequest, inspect }) => {
     const allowed = calls.filter((c) => c.ok && c.result.allowed && !c.result.replayed);

@@ -3,12 +3,14 @@
 // namespace's config (held by one config object per namespace, `namespaceConfigObject`), and a
 // per-key override held by the key's own object.
 //
-// A `check` with a requestId that was already allowed is answered from the ledger (`replayed`),
-// without spending again, so a retried request is not charged twice; a limited one is re-evaluated.
+// A `check` with a requestId that was already allowed is answered from the ledger (`replayed`,
+// event `duplicate`), without spending again, so a retried request is not charged twice; a limited
+// one is re-evaluated.
 //
 // The only await in `check` is fetching the namespace config (when the cached copy is older than
 // NAMESPACE_CONFIG_TTL_MS); everything after it — read the budget, decide, spend — is synchronous
 // SQL, so no other call can spend the same token in between (the input gate).
+import type { Decision } from '../../../collector';
 import { InstrumentedObject } from '../../kit';
 
 export type TraceContext = { traceId?: string; spanId?: string };
@@ -163,10 +165,14 @@ export class RateLimitObject extends InstrumentedObject {
         )
         .toArray()[0];
       if (seen) {
+        // Answered from the ledger, nothing spent: still a decision (a retry that was not charged),
+        // so it is one `duplicate` event, which is what dedupe-hit ratios count.
+        const remaining = this.#remaining(now, config);
+        this.#emit('duplicate', input, remaining, startedAt);
         return {
           decision: 'allowed',
           allowed: true,
-          remaining: this.#remaining(now, config),
+          remaining,
           retryAfterMs: null,
           replayed: true,
           cost,
@@ -193,17 +199,7 @@ export class RateLimitObject extends InstrumentedObject {
         cost,
       );
     }
-    this.emitter.emit({
-      pattern: 'rate_limit',
-      decision,
-      ns: input.ns,
-      key: input.key,
-      value: verdict.remaining,
-      durationMs: Math.max(0, this.clock() - startedAt),
-      requestId: input.requestId,
-      traceId: input.trace?.traceId,
-      spanId: input.trace?.spanId,
-    });
+    this.#emit(decision, input, verdict.remaining, startedAt);
     return {
       decision,
       allowed: verdict.allowed,
@@ -368,6 +364,21 @@ export class RateLimitObject extends InstrumentedObject {
       }
     })();
     return this.#refreshing;
+  }
+
+  /** One event per decision; `value` is the tokens left after it. */
+  #emit(decision: Decision<'rate_limit'>, input: CheckInput, remaining: number, startedAt: number): void {
+    this.emitter.emit({
+      pattern: 'rate_limit',
+      decision,
+      ns: input.ns,
+      key: input.key,
+      value: remaining,
+      durationMs: Math.max(0, this.clock() - startedAt),
+      requestId: input.requestId,
+      traceId: input.trace?.traceId,
+      spanId: input.trace?.spanId,
+    });
   }
 
   #bucket(state: StateRow, config: LimitConfig, cost: number, now: number) {
