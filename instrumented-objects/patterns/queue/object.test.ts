@@ -6,8 +6,8 @@ import {
   SELF,
 } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { Collector } from '../../../collector';
-import { decisionsFromResults, flushTelemetry, runConformance } from '../../conformance';
+import { Collector, parseEventId } from '../../../collector';
+import { answered, flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
 import type { Delivery, EnqueueResult, QueueObject } from './object';
 
@@ -33,8 +33,12 @@ async function fireAllAlarms(stub: DurableObjectStub<QueueObject>): Promise<numb
   return n;
 }
 
+/** The message's events in the order the object made them (one emitter: its sequence numbers). */
 async function trail(id: string) {
-  return (await new Collector(env).lookup(id)).filter((e) => e.pattern === 'queue');
+  const seq = (e: { id: string }) => parseEventId(e.id)!.seq;
+  return (await new Collector(env).lookup(id))
+    .filter((e) => e.pattern === 'queue')
+    .sort((a, b) => seq(a) - seq(b));
 }
 
 describe('the queue object', () => {
@@ -85,12 +89,14 @@ describe('the queue object', () => {
       deliveredTotal: 3,
       oldestAgeMs: 5000,
     });
-    // Check: one event per decision, requestId = message id, value = depth after it.
+    // Check: one event per decision, requestId = message id, value = depth after it; the replayed
+    // ack is one `duplicate`.
     await flushTelemetry(q);
     expect((await trail('basic-a')).map((e) => [e.decision, e.value, e.ns, e.key])).toEqual([
       ['enqueued', 1, NS, key],
       ['delivered', 3, NS, key],
       ['acked', 2, NS, key],
+      ['duplicate', 2, NS, key],
     ]);
   });
 
@@ -157,6 +163,7 @@ describe('the queue object', () => {
       'retried',
       'delivered',
       'dead_lettered',
+      'duplicate',
       'enqueued',
       'delivered',
     ]);
@@ -215,6 +222,47 @@ describe('the queue object', () => {
     // Check: the stale lease's timer, if it runs late, changes nothing.
     await fireAllAlarms(q);
     expect(await q.inspect()).toMatchObject({ depth: 0, ackedTotal: 1, retriedTotal: 1 });
+    // Check: every refusal is one `refused` event, among the message's other decisions.
+    await flushTelemetry(q);
+    expect((await trail('stale-m')).map((e) => e.decision)).toEqual([
+      'enqueued',
+      'delivered',
+      'retried',
+      'refused', // ack, lease_expired
+      'delivered',
+      'refused', // ack, stale_lease
+      'refused', // nack, stale_lease
+      'acked',
+      'refused', // ack, already_acked
+      'refused', // nack, already_acked
+    ]);
+    expect(await trail('nope')).toMatchObject([{ decision: 'refused', ns: NS, key, value: 0 }]);
+  });
+
+  it("emits refused and duplicate events with the caller's trace, depth and duration", async () => {
+    const key = 'trace';
+    const q = queue(key);
+    const trace = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+    await q.enqueue({ ns: NS, key, id: 'trace-m', body: 1 });
+    await q.enqueue({ ns: NS, key, id: 'trace-m', body: 1, trace });
+    const m = (await q.receive({ ns: NS, key })).messages[0]!;
+    await q.nack({ ns: NS, key, id: m.id, leaseToken: 'forged', trace });
+    await q.ack({ ns: NS, key, id: m.id, leaseToken: m.leaseToken });
+    await q.ack({ ns: NS, key, id: m.id, leaseToken: m.leaseToken, trace });
+    await flushTelemetry(q);
+    const events = await trail('trace-m');
+    expect(events.map((e) => [e.decision, e.value])).toEqual([
+      ['enqueued', 1],
+      ['duplicate', 1],
+      ['delivered', 1],
+      ['refused', 1],
+      ['acked', 0],
+      ['duplicate', 0],
+    ]);
+    for (const e of events.filter((e) => e.decision === 'duplicate' || e.decision === 'refused')) {
+      expect(e).toMatchObject({ ns: NS, key, requestId: 'trace-m', count: 1, ...trace });
+      expect(e.durationMs).toBeGreaterThanOrEqual(0);
+    }
   });
 
   it('enqueues a message id once, however often it is sent', async () => {
@@ -241,7 +289,14 @@ describe('the queue object', () => {
     const anonymous = await q.enqueue({ ns: NS, key, body: 'anon' });
     expect(anonymous.id).toMatch(/^[0-9a-f-]{36}$/);
     await flushTelemetry(q);
-    expect((await trail('dedupe-x')).map((e) => e.decision)).toEqual(['enqueued', 'delivered', 'acked']);
+    // Check: one event per enqueue: the first is `enqueued`, every other a `duplicate`.
+    expect((await trail('dedupe-x')).map((e) => e.decision)).toEqual([
+      'enqueued',
+      ...Array(5).fill('duplicate'),
+      'delivered',
+      'acked',
+      'duplicate',
+    ]);
   });
 
   it('loses no message and acks none twice with concurrent consumers, lapses, nacks and a restart', async () => {
@@ -371,7 +426,7 @@ describe('the queue routes', () => {
   });
 });
 
-// The shared suite: each request enqueues message `requestId` (retries are duplicates: no event).
+// The shared suite: each request enqueues message `requestId` (retries are `duplicate` events).
 // `settle` then drains the queue the way consumers do — some messages nacked, some abandoned until
 // their lease timer fires, the rest acked (some acks sent twice) — and the check demands every
 // message acked exactly once. The trail of each id is its enqueue plus what the drain did.
@@ -400,7 +455,7 @@ runConformance<QueueStub, EnqueueResult>({
           const index = m.body as number;
           if (m.attempt === 1 && index % 3 === 0) {
             const r = await q.nack({ ns, key, id: m.id, leaseToken: m.leaseToken });
-            if ('decision' in r) note(m.id, r.decision);
+            note(m.id, 'decision' in r ? r.decision : 'refused');
           } else if (m.attempt === 1 && index % 3 === 1) {
             abandoned++;
           } else {
@@ -409,7 +464,7 @@ runConformance<QueueStub, EnqueueResult>({
             );
             const fresh = acks.filter((a) => a.acked && !a.replayed).length;
             freshAcks.set(m.id, (freshAcks.get(m.id) ?? 0) + fresh);
-            if (fresh > 0) note(m.id, 'acked');
+            for (const a of acks) note(m.id, !a.acked ? 'refused' : a.replayed ? 'duplicate' : 'acked');
           }
         }),
       );
@@ -423,16 +478,16 @@ runConformance<QueueStub, EnqueueResult>({
   },
   telemetry: {
     expected: (run) => {
-      const firsts = { ...run, byRequest: new Map<string, typeof run.calls>() };
-      for (const [id, tries] of run.byRequest)
-        firsts.byRequest.set(
-          id,
-          tries.filter((c) => !(c.ok && c.result.duplicate)),
-        );
-      const expected = decisionsFromResults(firsts);
       const { events } = run.settled as Drained;
-      for (const [id, decisions] of expected) decisions.push(...(events.get(id) ?? []));
-      return expected;
+      return new Map(
+        [...run.byRequest].map(([id, tries]) => [
+          id,
+          [
+            ...answered(tries).map((c) => (c.result.duplicate ? 'duplicate' : c.result.decision)),
+            ...(events.get(id) ?? []),
+          ],
+        ]),
+      );
     },
   },
   check: async ({ calls, byRequest, inspect, object: q, settled }) => {

@@ -8,6 +8,7 @@
 // Every method is synchronous SQL with no await, so a call runs start to end without another call
 // interleaving (the input gate): two consumers never lease the same message, and a message is
 // acked at most once (its id moves from the queue to the acked table in one step).
+import type { Decision } from '../../../collector';
 import { InstrumentedObject } from '../../kit';
 
 export type TraceContext = { traceId?: string; spanId?: string };
@@ -61,7 +62,7 @@ export type EnqueueInput = {
 export type EnqueueResult = {
   decision: 'enqueued';
   id: string;
-  /** the id was already known: nothing was enqueued, no event emitted */
+  /** the id was already known: nothing was enqueued (the event is `duplicate`) */
   duplicate: boolean;
   /** for a duplicate, where the first one is now; for a new message, `ready` or `delayed` */
   state: MessageState;
@@ -82,14 +83,12 @@ export type Delivery = {
 
 export type ReceiveResult = { messages: Delivery[]; depth: number; oldestAgeMs: number | null };
 
+/** Why an ack or nack was refused. stale_lease: another delivery holds (or held) it; lease_expired: this lease lapsed. */
+export type RefusalReason = 'stale_lease' | 'lease_expired' | 'already_acked' | 'dead_lettered' | 'not_found';
+
 export type AckResult =
   | { decision: 'acked'; acked: true; id: string; replayed: boolean; depth: number }
-  | {
-      acked: false;
-      id: string;
-      /** stale_lease: another delivery holds (or held) it; lease_expired: this lease lapsed */
-      reason: 'stale_lease' | 'lease_expired' | 'already_acked' | 'dead_lettered' | 'not_found';
-    };
+  | { acked: false; id: string; reason: RefusalReason };
 
 export type NackResult =
   | {
@@ -100,7 +99,7 @@ export type NackResult =
       visibleAt: number | null;
       depth: number;
     }
-  | { id: string; reason: 'stale_lease' | 'lease_expired' | 'already_acked' | 'dead_lettered' | 'not_found' };
+  | { id: string; reason: RefusalReason };
 
 export type DeadLetter = {
   id: string;
@@ -224,13 +223,15 @@ export class QueueObject extends InstrumentedObject {
                 id,
               )
               .toArray()[0]?.body ?? null);
+      const depth = this.#depth();
+      this.#emit('duplicate', input, id, depth, now);
       return {
         decision: 'enqueued',
         id,
         duplicate: true,
         state: known.state,
         sameBody: stored === null ? null : stored === body,
-        depth: this.#depth(),
+        depth,
       };
     }
     this.#insert(id, body, now, now + delayMs);
@@ -314,12 +315,14 @@ export class QueueObject extends InstrumentedObject {
     if (acked) {
       // The same ack again (its answer was lost) succeeds; another delivery's ack does not.
       if (acked.lease_token === input.leaseToken) {
-        return { decision: 'acked', acked: true, id: input.id, replayed: true, depth: this.#depth() };
+        const depth = this.#depth();
+        this.#emit('duplicate', input, input.id, depth, now);
+        return { decision: 'acked', acked: true, id: input.id, replayed: true, depth };
       }
-      return { acked: false, id: input.id, reason: 'already_acked' };
+      return { acked: false, ...this.#refuse(input, 'already_acked', now) };
     }
     const row = this.#leased(input.id, input.leaseToken, now);
-    if ('reason' in row) return { acked: false, id: input.id, reason: row.reason };
+    if ('reason' in row) return { acked: false, ...this.#refuse(input, row.reason, now) };
     sql.exec('DELETE FROM queue_messages WHERE id = ?', input.id);
     sql.exec(
       'INSERT INTO queue_acked VALUES (?, ?, ?, ?, ?)',
@@ -347,10 +350,10 @@ export class QueueObject extends InstrumentedObject {
         .exec<{ n: number }>('SELECT count(*) AS n FROM queue_acked WHERE id = ?', input.id)
         .one().n > 0
     ) {
-      return { id: input.id, reason: 'already_acked' };
+      return this.#refuse(input, 'already_acked', now);
     }
     const row = this.#leased(input.id, input.leaseToken, now);
-    if ('reason' in row) return { id: input.id, reason: row.reason };
+    if ('reason' in row) return this.#refuse(input, row.reason, now);
     return this.#retryOrBury(row, now, 'nacked', input.trace);
   }
 
@@ -523,6 +526,16 @@ export class QueueObject extends InstrumentedObject {
     if (row) this.#retryOrBury(row, this.clock(), 'lease_lapsed');
   }
 
+  /** An ack or nack that does not apply (a stale or lapsed lease, a message acked, dead or unknown). */
+  #refuse(
+    input: { ns: string; key: string; id: string; trace?: TraceContext },
+    reason: RefusalReason,
+    now: number,
+  ): { id: string; reason: RefusalReason } {
+    this.#emit('refused', input, input.id, this.#depth(), now);
+    return { id: input.id, reason };
+  }
+
   #retryOrBury(
     row: MessageRow,
     now: number,
@@ -638,7 +651,7 @@ export class QueueObject extends InstrumentedObject {
   }
 
   #emit(
-    decision: 'enqueued' | 'delivered' | 'acked' | 'retried' | 'dead_lettered',
+    decision: Decision<'queue'>,
     who: { ns: string; key: string; trace?: TraceContext },
     id: string,
     depth: number,
