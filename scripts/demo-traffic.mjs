@@ -113,7 +113,7 @@ const QUEUE_KEYS = 6;
 // abandoned lease lapse while the demo watches.
 const QUEUE_CONFIG = { maxAttempts: 4, leaseMs: 4_000, backoffBaseMs: 500, backoffCapMs: 4_000 };
 // A namespace limit that the Zipf head exceeds at the demo's rate and the tail never does.
-const TENANT_LIMIT = { algorithm: 'token_bucket', limit: 45, windowMs: 60_000, burst: 15 };
+const TENANT_LIMIT = { algorithm: 'token_bucket', limit: 60, windowMs: 60_000, burst: 20 };
 
 /** wrangler dev's own answer while it restarts the Worker after a source change. */
 const RELOADING = /restarted mid-request/;
