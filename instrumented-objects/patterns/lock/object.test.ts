@@ -6,7 +6,7 @@ import {
   SELF,
 } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { Collector } from '../../../collector';
+import { Collector, parseEventId } from '../../../collector';
 import { flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
 import type { AcquireResult, GuardedWriteResult, LockObject, ReleaseResult } from './object';
@@ -27,10 +27,16 @@ async function fakeClock(stub: DurableObjectStub<LockObject>) {
   return clock;
 }
 
+/** The lock's events for a requestId in the order the object made them, as [decision, value]. */
 async function trail(requestId: string) {
+  return (await events(requestId)).map((e) => [e.decision, e.value ?? null]);
+}
+
+async function events(requestId: string) {
+  const seq = (e: { id: string }) => parseEventId(e.id)!.seq;
   return (await new Collector(env).lookup(requestId))
     .filter((e) => e.pattern === 'lock')
-    .map((e) => [e.decision, e.value ?? null]);
+    .sort((a, b) => seq(a) - seq(b));
 }
 
 /** Retries a call that failed because the object restarted under it (fresh stub each try). */
@@ -103,13 +109,20 @@ describe('the lock object', () => {
     expect(await l.inspect('basic-a')).toMatchObject({ found: true, state: 'released', token: 1 });
     expect(await l.inspect('basic-c')).toMatchObject({ found: true, state: 'holding', token: 2 });
     expect(await l.inspect('nobody')).toEqual({ found: false, requestId: 'nobody' });
-    // Check: one event per decision; the value is wait time, and only waits carry one.
+    // Check: one event per decision, each retry a `duplicate`; the value is wait time, and only
+    // waits carry one.
     await flushTelemetry(l);
     expect(await trail('basic-a')).toEqual([
       ['acquired', 0],
+      ['duplicate', null], // the retried acquire
       ['released', null],
+      ['duplicate', null], // the retried release
+      ['duplicate', null], // the acquire retried after its release
     ]);
-    expect(await trail('basic-b')).toEqual([['timed_out', 0]]);
+    expect(await trail('basic-b')).toEqual([
+      ['timed_out', 0],
+      ['duplicate', null],
+    ]);
   });
 
   it('queues waiters first come, first served, hands over in storage, and times out the late', async () => {
@@ -225,6 +238,87 @@ describe('the lock object', () => {
     await flushTelemetry(l);
     expect((await trail('expiry-a')).map(([d]) => d)).toEqual(['acquired', 'expired', 'fenced']);
     expect(await trail('expiry-a-write')).toEqual([['fenced', null]]);
+    expect(await trail('expiry-b-write')).toEqual([
+      ['written', null],
+      ['duplicate', null],
+    ]);
+  });
+
+  it('emits written and duplicate events with the request, its trace and a duration, one per call', async () => {
+    const key = 'events';
+    const l = lock(key);
+    const trace = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+    const t = { ns: NS, key, trace };
+    const a = (await l.acquire({ ...t, requestId: 'events-a' })) as { token: number };
+    expect(await l.acquire({ ...t, requestId: 'events-a' })).toMatchObject({ replayed: true });
+    await l.write({ ...t, token: a.token, payload: 1, requestId: 'events-w' });
+    await l.write({ ...t, token: a.token, payload: 1, requestId: 'events-w' });
+    // A write without its own requestId is the holder's acquisition's.
+    await l.write({ ...t, token: a.token, payload: 2 });
+    await l.release({ ...t, token: a.token });
+    await l.release({ ...t, token: a.token });
+    await flushTelemetry(l);
+    expect(await trail('events-a')).toEqual([
+      ['acquired', 0],
+      ['duplicate', null],
+      ['written', null],
+      ['released', null],
+      ['duplicate', null],
+    ]);
+    expect(await trail('events-w')).toEqual([
+      ['written', null],
+      ['duplicate', null],
+    ]);
+    for (const e of [...(await events('events-a')), ...(await events('events-w'))]) {
+      expect(e).toMatchObject({ ns: NS, key, count: 1, ...trace });
+      expect(e.durationMs).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('counts a poll that learns its grant or timeout as no retry, and a call after it as one', async () => {
+    const key = 'polls';
+    const l = lock(key);
+    const clock = await fakeClock(l);
+    const a = (await l.acquire({ ns: NS, key, requestId: 'polls-a', ttlMs: 60_000 })) as { token: number };
+    const wait = (requestId: string) =>
+      l.acquire({ ns: NS, key, requestId, ttlMs: 60_000, waitMs: 10_000, pollMs: 0 });
+    await wait('polls-b');
+    await wait('polls-c');
+    // Polls while in line: not retries, no events.
+    await wait('polls-b');
+    await wait('polls-b');
+    await l.release({ ns: NS, key, token: a.token });
+    // B's first poll after the handover learns its grant (the `acquired` event was the handover's) …
+    expect(await wait('polls-b')).toMatchObject({ decision: 'acquired', replayed: true });
+    // … and the one after it is a retry.
+    expect(await wait('polls-b')).toMatchObject({ decision: 'acquired', replayed: true });
+    // C's deadline passes in line: its timer decides, C's next poll learns it, a later one retries.
+    clock.now += 10_000;
+    expect(await runDurableObjectAlarm(l)).toBe(true);
+    expect(await wait('polls-c')).toMatchObject({ decision: 'timed_out', replayed: true });
+    expect(await wait('polls-c')).toMatchObject({ decision: 'timed_out', replayed: true });
+    await flushTelemetry(l);
+    expect((await trail('polls-b')).map(([d]) => d)).toEqual(['waited', 'acquired', 'duplicate']);
+    expect((await trail('polls-c')).map(([d]) => d)).toEqual(['waited', 'timed_out', 'duplicate']);
+  });
+
+  it('adds the answered marks to tables made before them, counting their rows as answered', async () => {
+    const key = 'schema';
+    await lock(key).acquire({ ns: NS, key, requestId: 'schema-a', ttlMs: 60_000 });
+    await flushTelemetry(lock(key));
+    // The tables as they shipped, before the column.
+    await runInDurableObject(lock(key), (_, state) => {
+      state.storage.sql.exec('ALTER TABLE lock_state DROP COLUMN answered');
+      state.storage.sql.exec('ALTER TABLE lock_history DROP COLUMN answered');
+    });
+    await abortAllDurableObjects();
+    expect(await lock(key).acquire({ ns: NS, key, requestId: 'schema-a' })).toMatchObject({
+      token: 1,
+      replayed: true,
+    });
+    expect(await lock(key).release({ ns: NS, key, token: 1 })).toMatchObject({ decision: 'released' });
+    await flushTelemetry(lock(key));
+    expect((await trail('schema-a')).map(([d]) => d)).toEqual(['acquired', 'duplicate', 'released']);
   });
 
   it('expires a lapsed lease at the next call even before its alarm runs', async () => {
@@ -414,7 +508,8 @@ describe('the lock routes', () => {
 // The shared suite: one request = acquire (waiting in line, long poll), write under the token,
 // release. A retry of the same requestId is answered from the lock's state: it never acquires a
 // second time, and its write and release are replays. Each request's trail is: waited (if it
-// queued), acquired, released.
+// queued), acquired, written, released, and one `duplicate` for every replayed call — but the first
+// call to learn a grant the handover made is not a replay.
 type LockStub = ReturnType<typeof lock>;
 type Turn = { acquire: AcquireResult; write?: GuardedWriteResult; release?: ReleaseResult; overlap: boolean };
 const holding = new Map<string, Set<string>>();
@@ -446,8 +541,15 @@ runConformance<LockStub, Turn>({
         if (turns.some((t) => t.acquire.decision === 'acquired' && t.acquire.queued))
           decisions.push('waited');
         if (turns.some((t) => t.acquire.decision === 'acquired')) decisions.push('acquired');
-        if (turns.some((t) => t.release?.decision === 'released' && !t.release.replayed))
-          decisions.push('released');
+        // Every call told the outcome after the first one told it is a retry.
+        const told = turns.filter((t) => t.acquire.decision !== 'waited').length;
+        for (let i = 1; i < told; i++) decisions.push('duplicate');
+        for (const t of turns) {
+          if (t.write)
+            decisions.push(!t.write.written ? 'fenced' : t.write.replayed ? 'duplicate' : 'written');
+          if (t.release)
+            decisions.push(!t.release.released ? 'fenced' : t.release.replayed ? 'duplicate' : 'released');
+        }
         expected.set(requestId, decisions);
       }
       return expected;

@@ -17,6 +17,7 @@
 // Every step that reads and changes the lock is synchronous SQL with no await (the input gate), so
 // two calls can never both see the lock free. The only await is the long poll, after which the
 // state is read again.
+import type { Decision } from '../../../collector';
 import { InstrumentedObject } from '../../kit';
 
 export type TraceContext = { traceId?: string; spanId?: string };
@@ -152,6 +153,7 @@ type StateRow = {
   enqueued_at: number | null;
   queued: number;
   acquired_total: number;
+  answered: number;
 };
 type WaiterRow = { seq: number; request_id: string; ttl_ms: number; enqueued_at: number; deadline: number };
 type HistoryRow = {
@@ -161,6 +163,7 @@ type HistoryRow = {
   enqueued_at: number;
   acquired_at: number | null;
   ended_at: number;
+  answered: number;
 };
 
 const encoder = new TextEncoder();
@@ -177,14 +180,18 @@ export class LockObject extends InstrumentedObject {
     sql.exec(`CREATE TABLE IF NOT EXISTS lock_state (id INTEGER PRIMARY KEY CHECK (id = 0), ns TEXT, key TEXT,
       last_token INTEGER NOT NULL, holder TEXT, token INTEGER, lease_until INTEGER, acquired_at INTEGER,
       enqueued_at INTEGER, queued INTEGER NOT NULL, acquired_total INTEGER NOT NULL)`);
-    sql.exec(
-      'INSERT OR IGNORE INTO lock_state VALUES (0, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0)',
-    );
+    sql.exec('INSERT OR IGNORE INTO lock_state (id, last_token, queued, acquired_total) VALUES (0, 0, 0, 0)');
     sql.exec(`CREATE TABLE IF NOT EXISTS lock_waiters (seq INTEGER PRIMARY KEY AUTOINCREMENT,
       request_id TEXT NOT NULL UNIQUE, ttl_ms INTEGER NOT NULL, enqueued_at INTEGER NOT NULL,
       deadline INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS lock_history (request_id TEXT PRIMARY KEY, token INTEGER,
       outcome TEXT NOT NULL, enqueued_at INTEGER NOT NULL, acquired_at INTEGER, ended_at INTEGER NOT NULL)`);
+    // `answered`: whether an acquire call was already told the acquisition's outcome. A grant made by
+    // the handover, or a timeout made by a timer, reaches its caller on the next poll, which is not a
+    // retry; a call after that is (`duplicate`). Added after the tables first shipped, so rows from
+    // before count as answered.
+    addColumn(sql, 'lock_state', 'answered', 'INTEGER NOT NULL DEFAULT 1');
+    addColumn(sql, 'lock_history', 'answered', 'INTEGER NOT NULL DEFAULT 1');
     sql.exec(
       'CREATE INDEX IF NOT EXISTS lock_history_by_token ON lock_history (token) WHERE token IS NOT NULL',
     );
@@ -249,6 +256,7 @@ export class LockObject extends InstrumentedObject {
     }
     const past = this.#byToken(input.token);
     if (past?.outcome === 'released') {
+      this.#emit('duplicate', input, past.request_id, undefined, now);
       return {
         decision: 'released',
         released: true,
@@ -287,7 +295,10 @@ export class LockObject extends InstrumentedObject {
           input.token,
         )
         .toArray()[0];
-      if (landed) return { written: true, token: input.token, replayed: true, writes: this.#record().writes };
+      if (landed) {
+        this.#emit('duplicate', input, input.requestId, undefined, now);
+        return { written: true, token: input.token, replayed: true, writes: this.#record().writes };
+      }
     }
     const state = this.#row();
     if (state.holder === null || state.token !== input.token) {
@@ -315,6 +326,8 @@ export class LockObject extends InstrumentedObject {
       now,
     );
     sql.exec('DELETE FROM lock_writes WHERE seq <= (SELECT max(seq) FROM lock_writes) - ?', HISTORY_MAX);
+    // Without its own requestId, the write is the holder's acquisition's, as a fenced one is the token's.
+    this.#emit('written', input, input.requestId ?? state.holder, undefined, now);
     return { written: true, token: input.token, replayed: false, writes: this.#record().writes };
   }
 
@@ -431,19 +444,29 @@ export class LockObject extends InstrumentedObject {
     this.#state(input.ns, input.key);
     this.#settle(now);
     const state = this.#row();
-    if (state.holder === requestId) return this.#held(state, true);
-    const past = this.#history(requestId);
-    if (past?.outcome === 'timed_out') {
-      return {
-        decision: 'timed_out',
-        acquired: false,
-        requestId,
-        waitedMs: past.ended_at - past.enqueued_at,
-        replayed: true,
-      };
+    if (state.holder === requestId) {
+      this.#replay(input, state.answered === 1, now, () => {
+        this.ctx.storage.sql.exec('UPDATE lock_state SET answered = 1');
+      });
+      return this.#held(state, true);
     }
-    if (past)
+    const past = this.#history(requestId);
+    if (past) {
+      this.#replay(input, past.answered === 1, now, () => {
+        this.ctx.storage.sql.exec('UPDATE lock_history SET answered = 1 WHERE request_id = ?', requestId);
+      });
+      if (past.outcome === 'timed_out') {
+        return {
+          decision: 'timed_out',
+          acquired: false,
+          requestId,
+          waitedMs: past.ended_at - past.enqueued_at,
+          replayed: true,
+        };
+      }
       return { decision: past.outcome, acquired: false, requestId, token: past.token!, replayed: true };
+    }
+    // Still in line: this is a poll, not a retry of a decision (no event; polling is how one waits).
     const waiter = this.#waiter(requestId);
     if (waiter) {
       return {
@@ -462,7 +485,13 @@ export class LockObject extends InstrumentedObject {
     }
     const sql = this.ctx.storage.sql;
     if (input.waitMs === 0) {
-      sql.exec('INSERT INTO lock_history VALUES (?, NULL, ?, ?, NULL, ?)', requestId, 'timed_out', now, now);
+      sql.exec(
+        'INSERT INTO lock_history VALUES (?, NULL, ?, ?, NULL, ?, 1)',
+        requestId,
+        'timed_out',
+        now,
+        now,
+      );
       this.#trimHistory();
       this.#emit('timed_out', input, requestId, 0, now);
       return { decision: 'timed_out', acquired: false, requestId, waitedMs: 0, replayed: false };
@@ -479,6 +508,21 @@ export class LockObject extends InstrumentedObject {
     const position = sql.exec<{ n: number }>('SELECT count(*) AS n FROM lock_waiters').one().n;
     this.#emit('waited', input, requestId, 0, now);
     return { decision: 'waited', acquired: false, requestId, position, waitUntil: deadline, replayed: false };
+  }
+
+  /**
+   * An acquire answered with an outcome decided before this call: the first call to learn an
+   * outcome the handover or a timer decided is told it (marked answered, no event); any call after
+   * that is a retry, one `duplicate` event.
+   */
+  #replay(
+    input: AcquireInput & { requestId: string },
+    answeredBefore: boolean,
+    now: number,
+    markAnswered: () => void,
+  ): void {
+    if (answeredBefore) this.#emit('duplicate', input, input.requestId, undefined, now);
+    else markAnswered();
   }
 
   #held(state: StateRow, replayed: boolean): AcquireResult & { decision: 'acquired' } {
@@ -516,9 +560,10 @@ export class LockObject extends InstrumentedObject {
     const state = this.#row();
     const token = state.last_token + 1;
     const leaseUntil = now + ttlMs;
+    // Granted at once, the call that asked is answered now; handed over, the waiter learns it later.
     sql.exec(
       `UPDATE lock_state SET last_token = ?, holder = ?, token = ?, lease_until = ?, acquired_at = ?, enqueued_at = ?,
-       queued = ?, acquired_total = acquired_total + 1`,
+       queued = ?, acquired_total = acquired_total + 1, answered = ?`,
       token,
       requestId,
       token,
@@ -526,6 +571,7 @@ export class LockObject extends InstrumentedObject {
       now,
       enqueuedAt,
       queued ? 1 : 0,
+      queued ? 0 : 1,
     );
     this.timers.schedule(LEASE_TIMER, String(token), leaseUntil, { token });
     this.#emit('acquired', { ns: state.ns!, key: state.key!, trace }, requestId, now - enqueuedAt, now);
@@ -536,13 +582,14 @@ export class LockObject extends InstrumentedObject {
   #end(state: StateRow, outcome: 'released' | 'expired', now: number, trace?: TraceContext): void {
     const sql = this.ctx.storage.sql;
     sql.exec(
-      'INSERT OR REPLACE INTO lock_history VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO lock_history VALUES (?, ?, ?, ?, ?, ?, ?)',
       state.holder,
       state.token,
       outcome,
       state.enqueued_at,
       state.acquired_at,
       now,
+      state.answered,
     );
     this.#trimHistory();
     sql.exec(
@@ -580,7 +627,7 @@ export class LockObject extends InstrumentedObject {
     sql.exec('DELETE FROM lock_waiters WHERE seq = ?', waiter.seq);
     this.timers.cancel(WAIT_TIMER, waiter.request_id);
     sql.exec(
-      'INSERT OR REPLACE INTO lock_history VALUES (?, NULL, ?, ?, NULL, ?)',
+      'INSERT OR REPLACE INTO lock_history VALUES (?, NULL, ?, ?, NULL, ?, 0)',
       waiter.request_id,
       'timed_out',
       waiter.enqueued_at,
@@ -692,7 +739,7 @@ export class LockObject extends InstrumentedObject {
   }
 
   #emit(
-    decision: 'acquired' | 'waited' | 'released' | 'expired' | 'fenced' | 'timed_out',
+    decision: Decision<'lock'>,
     who: { ns: string; key: string; trace?: TraceContext },
     requestId: string | undefined,
     waitMs: number | undefined,
@@ -703,7 +750,8 @@ export class LockObject extends InstrumentedObject {
       decision,
       ns: who.ns,
       key: who.key,
-      // The measure is wait time; releases, expiries and fences carry none (it would skew the wait series).
+      // The measure is wait time; releases, expiries, fences, writes and duplicates carry none (it
+      // would skew the wait series).
       value: waitMs,
       durationMs: Math.max(0, this.clock() - startedAt),
       requestId,
@@ -717,4 +765,12 @@ function boundedInt(name: string, n: unknown, min: number, max: number): void {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new RangeError(`${name} must be an integer from ${min} to ${max}`);
   }
+}
+
+/** Adds a column to a table that shipped without it (SQLite has no ADD COLUMN IF NOT EXISTS). */
+function addColumn(sql: SqlStorage, table: string, column: string, declaration: string): void {
+  const has = sql
+    .exec<{ n: number }>('SELECT count(*) AS n FROM pragma_table_info(?) WHERE name = ?', table, column)
+    .one().n;
+  if (has === 0) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
 }
