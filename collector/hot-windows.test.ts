@@ -3,14 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { event } from '../test/events';
 import { shardOf } from './hash';
-import {
-  HotWindows,
-  LATE_GRACE_MS,
-  SKETCH_CAPACITY,
-  type Summary,
-  type SummaryStore,
-  TIERS,
-} from './hot-windows';
+import { HotWindows, SKETCH_CAPACITY, type Summary, type SummaryStore, TIERS } from './hot-windows';
 import { RollupStore } from './store';
 
 /** The real SQLite store of a collector shard, driven directly; the clock is the test's. */
@@ -76,12 +69,13 @@ describe('hot windows', () => {
       let now = t0;
       const hot = new HotWindows(store, () => now);
       for (let i = 0; i < 100; i++) hot.add('r', i % 4 === 0 ? 'hot' : `k${i}`, t0, 1);
-      now = t0 + TIERS[0]!.bucketMs + LATE_GRACE_MS + 1;
-      expect(hot.close(now)).toBe(1);
+      now = t0 + TIERS[1]!.bucketMs + TIERS[1]!.graceMs + 1;
+      // Check: the 1 s and the 5 s buckets closed; the minute is still open.
+      expect(hot.close(now)).toBe(2);
       const rows = sql
         .exec<{ n: number }>("SELECT count(*) AS n FROM kw_hot_summaries WHERE ns = 'r'")
         .one().n;
-      expect(rows).toBe(1);
+      expect(rows).toBe(2);
       const again = new HotWindows(store, () => now);
       const r = again.query('r', 60, now)!;
       expect(r.keys[0]).toMatchObject({ key: 'hot', count: 25 });
@@ -148,7 +142,8 @@ describe('hot windows', () => {
     const a: Summary = { t: 0, total: 10, unnamedBound: 1, keys: [{ key: 'x', count: 6, error: 0 }] };
     const b: Summary = { t: 5000, total: 10, unnamedBound: 2, keys: [{ key: 'y', count: 5, error: 1 }] };
     const u = new HotWindows({} as SummaryStore).constructor as typeof HotWindows;
-    expect(u.tierFor(10)?.name).toBe('short');
+    expect(u.tierFor(10)?.name).toBe('instant');
+    expect(u.tierFor(300)?.name).toBe('short');
     expect(u.tierFor(3600)?.name).toBe('long');
     expect(u.tierFor(2 * 86400)).toBeNull();
     // x: 6 in a, ≤ 2 in b; y: ≤ 1 in a, 5 (±1) in b

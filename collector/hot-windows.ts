@@ -13,15 +13,23 @@
 // bucket's summary is rebuilt from them, so late events count where they belong.
 import { HeavyHitters } from './sketch';
 
-export type Tier = { name: 'short' | 'long'; bucketMs: number; keepMs: number };
+/** `graceMs`: a bucket stays open this long after it ends, for events that arrive a little late. */
+export type Tier = {
+  name: 'instant' | 'short' | 'long';
+  bucketMs: number;
+  keepMs: number;
+  graceMs: number;
+  /** closed summaries stay in memory (queried often) or are read from SQLite */
+  inMemory: boolean;
+};
 
 export const TIERS: readonly Tier[] = [
-  { name: 'short', bucketMs: 5_000, keepMs: 15 * 60_000 },
-  { name: 'long', bucketMs: 60_000, keepMs: 24 * 3600_000 },
+  // 1 s buckets: a key that turns hot tops a 10 s window as soon as exact counts would.
+  { name: 'instant', bucketMs: 1_000, keepMs: 2 * 60_000, graceMs: 3_000, inMemory: true },
+  { name: 'short', bucketMs: 5_000, keepMs: 15 * 60_000, graceMs: 10_000, inMemory: true },
+  { name: 'long', bucketMs: 60_000, keepMs: 24 * 3600_000, graceMs: 10_000, inMemory: false },
 ];
 
-/** A bucket stays open this long after it ends, for events that arrive a little late. */
-export const LATE_GRACE_MS = 10_000;
 /** Keys a summary names; with COUNTERS counters, every error is ≤ N / COUNTERS. */
 export const SKETCH_CAPACITY = 64;
 export const SKETCH_COUNTERS = 1024;
@@ -91,7 +99,7 @@ export function unionSummaries(summaries: readonly Summary[]): { total: number; 
 export class HotWindows {
   /** open buckets by `${tier}\0${ns}\0${t}` */
   #open = new Map<string, Open>();
-  /** closed short-tier summaries in memory, per ns, oldest first (loaded from SQLite once per ns) */
+  /** closed summaries of the in-memory tiers, by `${tier}\0${ns}`, oldest first (loaded once) */
   #recent = new Map<string, Summary[]>();
   /** closed buckets that late events touched, to re-summarize from the rollups */
   #stale = new Map<string, { tier: Tier; ns: string; t: number }>();
@@ -109,11 +117,11 @@ export class HotWindows {
    */
   restore(now = this.now()): void {
     for (const tier of TIERS) {
-      const first = now - (now % tier.bucketMs) - tier.bucketMs - LATE_GRACE_MS;
+      const first = now - (now % tier.bucketMs) - tier.bucketMs - tier.graceMs;
       const from = first - (first % tier.bucketMs);
       for (const ns of this.store.namespacesSince(tier.name, from)) {
         for (let t = from; t <= now; t += tier.bucketMs) {
-          if (t + tier.bucketMs + LATE_GRACE_MS >= now) this.#openBucket(tier, ns, t);
+          if (t + tier.bucketMs + tier.graceMs >= now) this.#openBucket(tier, ns, t);
         }
       }
     }
@@ -123,7 +131,7 @@ export class HotWindows {
     const now = this.now();
     for (const tier of TIERS) {
       const t = ts - (ts % tier.bucketMs);
-      if (t + tier.bucketMs + LATE_GRACE_MS < now) {
+      if (t + tier.bucketMs + tier.graceMs < now) {
         if (tier === TIERS[0]) this.late += count;
         if (t >= now - tier.keepMs) this.#stale.set(`${tier.name}\u0000${ns}\u0000${t}`, { tier, ns, t });
         continue;
@@ -153,7 +161,7 @@ export class HotWindows {
   close(now = this.now()): number {
     let closed = 0;
     for (const [id, open] of this.#open) {
-      if (open.t + open.tier.bucketMs + LATE_GRACE_MS >= now) continue;
+      if (open.t + open.tier.bucketMs + open.tier.graceMs >= now) continue;
       this.#keep(open.tier, open.ns, summarize(open.t, open.sketch), now);
       this.#open.delete(id);
       closed++;
@@ -165,12 +173,13 @@ export class HotWindows {
       this.#keep(tier, ns, summarize(t, sketch), now);
     }
     this.#stale.clear();
-    // Keep only what the short tier serves.
-    const oldest = now - TIERS[0]!.keepMs;
-    for (const [ns, list] of this.#recent) {
+    // Keep in memory only what each tier serves.
+    for (const [id, list] of this.#recent) {
+      const tier = TIERS.find((t) => id.startsWith(`${t.name}\u0000`))!;
+      const oldest = now - tier.keepMs;
       if (list.length > 0 && list[0]!.t < oldest)
         this.#recent.set(
-          ns,
+          id,
           list.filter((s) => s.t >= oldest),
         );
     }
@@ -179,11 +188,11 @@ export class HotWindows {
 
   #keep(tier: Tier, ns: string, summary: Summary, now: number): void {
     this.store.saveSummary(tier.name, ns, summary);
-    if (tier !== TIERS[0]) return;
-    const list = this.#recentFor(ns, now).filter((s) => s.t !== summary.t);
+    if (!tier.inMemory) return;
+    const list = this.#recentFor(tier, ns, now).filter((s) => s.t !== summary.t);
     list.push(summary);
     list.sort((a, b) => a.t - b.t);
-    this.#recent.set(ns, list);
+    this.#recent.set(`${tier.name}\u0000${ns}`, list);
   }
 
   /** The tier that answers a window, or null when only the exact rollups reach that far. */
@@ -210,20 +219,20 @@ export class HotWindows {
       summaries.push(summarize(open.t, open.sketch));
       openTimes.add(open.t);
     }
-    const closed =
-      tier === TIERS[0]
-        ? this.#recentFor(ns, now).filter((s) => s.t >= from)
-        : this.store.loadSummaries(tier.name, ns, from, now);
+    const closed = tier.inMemory
+      ? this.#recentFor(tier, ns, now).filter((s) => s.t >= from)
+      : this.store.loadSummaries(tier.name, ns, from, now);
     for (const s of closed) if (!openTimes.has(s.t)) summaries.push(s);
     return { ...unionSummaries(summaries), tier };
   }
 
-  /** The short tier's summaries of `ns`; after a restart they come back from SQLite, once. */
-  #recentFor(ns: string, now: number): Summary[] {
-    let list = this.#recent.get(ns);
+  /** An in-memory tier's summaries of `ns`; after a restart they come back from SQLite, once. */
+  #recentFor(tier: Tier, ns: string, now: number): Summary[] {
+    const id = `${tier.name}\u0000${ns}`;
+    let list = this.#recent.get(id);
     if (!list) {
-      list = this.store.loadSummaries(TIERS[0]!.name, ns, now - TIERS[0]!.keepMs, now);
-      this.#recent.set(ns, list);
+      list = this.store.loadSummaries(tier.name, ns, now - tier.keepMs, now);
+      this.#recent.set(id, list);
     }
     return list;
   }
