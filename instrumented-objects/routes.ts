@@ -1,10 +1,14 @@
 // Mounts every pattern's HTTP routes under /objects/<pattern>/…; application-facing, so they need
-// the API token (KEYWARDEN_API_TOKEN). Operator routes over any object live under /ops/objects.
+// the API token (KEYWARDEN_API_TOKEN). Operator routes live under /ops/objects and need the operator
+// token (KEYWARDEN_OPERATOR_TOKEN): those over any object (telemetry), and the patterns' own that
+// change how an object behaves for everyone (rate limits, a queue's retry policy and redrives).
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { ApiError, requireToken } from '../collector';
 import { type InstrumentedObject, jsonBody, objectFor, requestTarget } from './kit';
 import { PATTERN_OBJECTS, type PatternObjectName } from './patterns';
+import { queueOpsRoutes } from './patterns/queue';
+import { rateLimitOpsRoutes } from './patterns/rate-limit';
 
 export const objectRoutes = new Hono<{ Bindings: Env }>();
 
@@ -14,6 +18,8 @@ for (const [pattern, { routes }] of Object.entries(PATTERN_OBJECTS)) {
 }
 
 objectRoutes.use('/ops/objects/*', requireToken('KEYWARDEN_OPERATOR_TOKEN'));
+objectRoutes.route('/ops/objects/rate_limit', rateLimitOpsRoutes);
+objectRoutes.route('/ops/objects/queue', queueOpsRoutes);
 
 function target(c: Context<{ Bindings: Env }>) {
   const pattern = c.req.param('pattern') ?? '';

@@ -1,2 +1,2 @@
 export { QueueObject } from './object';
-export { queueRoutes } from './routes';
+export { queueOpsRoutes, queueRoutes } from './routes';

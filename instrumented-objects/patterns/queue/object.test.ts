@@ -14,6 +14,7 @@ import type { Delivery, EnqueueResult, QueueObject } from './object';
 const NS = 'test.queue';
 const queue = (key: string, ns = NS) => objectFor(env.QUEUE, ns, key);
 const AUTH = { authorization: 'Bearer test-api-token' };
+const OPS = { authorization: 'Bearer test-operator-token' };
 
 /**
  * Steps the object's clock by hand (test-only; no route takes a time). It starts a day ahead of the
@@ -366,14 +367,18 @@ describe('the queue object', () => {
 });
 
 describe('the queue routes', () => {
-  const url = (key: string, action: string) =>
-    `http://x/objects/queue/${key}/${action}${action.includes('?') ? '&' : '?'}ns=${NS}`;
-  const send = (method: string, key: string, action: string, body?: unknown) =>
-    SELF.fetch(url(key, action), {
-      method,
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
+  const request =
+    (root: string, auth: Record<string, string>) =>
+    (method: string, key: string, action: string, body?: unknown) =>
+      SELF.fetch(`http://x${root}/queue/${key}/${action}${action.includes('?') ? '&' : '?'}ns=${NS}`, {
+        method,
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+  /** The application's routes, with the API token. */
+  const send = request('/objects', AUTH);
+  /** The operator's routes (config changes, redrives), with the operator token. */
+  const ops = request('/ops/objects', OPS);
 
   it('enqueues, leases, acks, refuses a stale ack with 409, and reads dead letters and config', async () => {
     const key = 'http';
@@ -395,12 +400,42 @@ describe('the queue routes', () => {
       state: 'acked',
     });
     expect(await (await send('GET', key, 'dead-letters')).json()).toEqual({ deadLetters: [], total: 0 });
-    expect((await send('POST', key, 'redrive', { id: 'http-1' })).status).toBe(404);
-    expect(await (await send('PUT', key, 'config', { maxAttempts: 2 })).json()).toMatchObject({
+    const notDead = await ops('POST', key, 'redrive', { id: 'http-1' });
+    expect(notDead.status).toBe(404);
+    expect(await notDead.json()).toMatchObject({ error: { code: 'not_dead' } });
+    expect(await (await ops('PUT', key, 'config', { maxAttempts: 2 })).json()).toMatchObject({
       maxAttempts: 2,
       leaseMs: 30_000,
     });
     expect(await (await send('GET', key, 'config')).json()).toMatchObject({ maxAttempts: 2 });
+    expect(await (await ops('GET', key, 'config')).json()).toMatchObject({ maxAttempts: 2 });
+  });
+
+  it('changes the retry policy and redrives only with the operator token', async () => {
+    const key = 'http-ops';
+    await ops('PUT', key, 'config', { maxAttempts: 1, backoffBaseMs: 0 });
+    await send('POST', key, 'enqueue', { id: 'ops-1', body: 1 });
+    const m = ((await (await send('POST', key, 'receive', {})).json()) as { messages: Delivery[] })
+      .messages[0]!;
+    await send('POST', key, 'nack', { id: m.id, leaseToken: m.leaseToken });
+    const asApp = request('/ops/objects', AUTH);
+    for (const [method, action, body] of [
+      ['PUT', 'config', { maxAttempts: 5 }],
+      ['POST', 'redrive', { id: 'ops-1' }],
+      ['GET', 'config', undefined],
+    ] as const) {
+      // Check: the API token opens no operator route …
+      const denied = await asApp(method, key, action, body);
+      expect(denied.status, `${method} ${action}`).toBe(401);
+      expect(((await denied.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+      // … and the application's routes no longer change the queue.
+      if (method !== 'GET') expect((await send(method, key, action, body)).status).toBe(404);
+    }
+    expect(await queue(key).inspect()).toMatchObject({ config: { maxAttempts: 1 }, deadLetters: 1 });
+    // The operator redrives it.
+    const redriven = await ops('POST', key, 'redrive', { id: 'ops-1' });
+    expect(redriven.status).toBe(200);
+    expect(await redriven.json()).toMatchObject({ decision: 'enqueued', id: 'ops-1', depth: 1 });
   });
 
   it('answers bad input with a 4xx that says what to fix', async () => {
@@ -420,7 +455,7 @@ describe('the queue routes', () => {
       const res = await send('POST', 'http-bad', action, body);
       expect(res.status, `${action} ${JSON.stringify(body)}`).toBe(400);
     }
-    expect((await send('PUT', 'http-bad', 'config', { maxAttempts: 0 })).status).toBe(400);
+    expect((await ops('PUT', 'http-bad', 'config', { maxAttempts: 0 })).status).toBe(400);
     expect((await send('POST', 'http-bad', 'enqueue', { body: 'x'.repeat(140_000) })).status).toBe(413);
     expect(await queue('http-bad').inspect()).toMatchObject({ depth: 0, enqueuedTotal: 0 });
   });

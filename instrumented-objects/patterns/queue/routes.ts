@@ -1,4 +1,5 @@
-// HTTP routes for the queue pattern, mounted at /objects/queue (see README.md).
+// HTTP routes for the queue pattern (see README.md): the application's, mounted at /objects/queue,
+// and the operator's, which change how a queue delivers, mounted at /ops/objects/queue.
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { ApiError, intParam, LIMITS, textParam } from '../../../collector';
@@ -6,6 +7,8 @@ import { boundedText, jsonBody, objectFor, requestTarget, traceContext } from '.
 import { type AckResult, type NackResult, QUEUE_BOUNDS } from './object';
 
 export const queueRoutes = new Hono<{ Bindings: Env }>();
+/** Retry policy and redrives change what every consumer of a queue gets: the operator's to do. */
+export const queueOpsRoutes = new Hono<{ Bindings: Env }>();
 
 const SMALL_BODY = { maxBytes: 4096, emptyIsObject: true };
 
@@ -70,7 +73,13 @@ queueRoutes.get('/:key/dead-letters', async (c) => {
   return c.json(await objectFor(c.env.QUEUE, ns, key).deadLetters({ ns, key, limit }));
 });
 
-queueRoutes.post('/:key/redrive', async (c) => {
+queueRoutes.get('/:key/inspect', async (c) => {
+  const { ns, key } = requestTarget(c, 'queue');
+  const requestId = textParam(c, 'requestId', { maxBytes: LIMITS.requestIdBytes });
+  return c.json(await objectFor(c.env.QUEUE, ns, key).inspect(requestId));
+});
+
+queueOpsRoutes.post('/:key/redrive', async (c) => {
   const { ns, key } = requestTarget(c, 'queue');
   const { id } = await jsonBody(c, redriveBody, SMALL_BODY);
   const result = await objectFor(c.env.QUEUE, ns, key).redrive({ ns, key, id, trace: traceContext(c) });
@@ -78,21 +87,19 @@ queueRoutes.post('/:key/redrive', async (c) => {
   return c.json(result);
 });
 
-queueRoutes.get('/:key/config', async (c) => {
+/** The queue's config: readable by the application and the operator, set only by the operator. */
+async function queueConfig(c: Context<{ Bindings: Env }>) {
   const { ns, key } = requestTarget(c, 'queue');
   return c.json(await objectFor(c.env.QUEUE, ns, key).config({ ns, key }));
-});
+}
 
-queueRoutes.put('/:key/config', async (c) => {
+queueRoutes.get('/:key/config', queueConfig);
+queueOpsRoutes.get('/:key/config', queueConfig);
+
+queueOpsRoutes.put('/:key/config', async (c) => {
   const { ns, key } = requestTarget(c, 'queue');
   const config = await jsonBody(c, configBody, SMALL_BODY);
   return c.json(await objectFor(c.env.QUEUE, ns, key).configure({ ns, key, config }));
-});
-
-queueRoutes.get('/:key/inspect', async (c) => {
-  const { ns, key } = requestTarget(c, 'queue');
-  const requestId = textParam(c, 'requestId', { maxBytes: LIMITS.requestIdBytes });
-  return c.json(await objectFor(c.env.QUEUE, ns, key).inspect(requestId));
 });
 
 const REFUSALS = {

@@ -1,2 +1,2 @@
 export { RateLimitObject } from './object';
-export { rateLimitRoutes } from './routes';
+export { rateLimitOpsRoutes, rateLimitRoutes } from './routes';

@@ -14,6 +14,7 @@ import {
 const NS = 'test.rate_limit';
 const limiter = (key: string, ns = NS) => objectFor(env.RATE_LIMIT, ns, key);
 const AUTH = { authorization: 'Bearer test-api-token' };
+const OPS = { authorization: 'Bearer test-operator-token' };
 const HOUR = 3_600_000;
 
 /** Steps the object's request time by hand (the test-only clock; the HTTP route has no `now`). */
@@ -256,43 +257,73 @@ describe('the rate-limit invariant', () => {
 
 describe('the rate-limit routes', () => {
   const ns = 'test.rate_limit.http';
-  const url = (path: string) =>
-    `http://x/objects/rate_limit/${path}${path.includes('?') ? '&' : '?'}ns=${ns}`;
-  const send = (method: string, path: string, body?: unknown) =>
-    SELF.fetch(url(path), {
-      method,
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
+  const request =
+    (root: string, auth: Record<string, string>) => (method: string, path: string, body?: unknown) =>
+      SELF.fetch(`http://x${root}/rate_limit/${path}${path.includes('?') ? '&' : '?'}ns=${ns}`, {
+        method,
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+  /** The application's routes, with the API token. */
+  const send = request('/objects', AUTH);
+  /** The operator's routes (limits are set there), with the operator token. */
+  const ops = request('/ops/objects', OPS);
 
   it('layers the limit: defaults, then the namespace, then the key', async () => {
     expect(await (await send('GET', 'config')).json()).toMatchObject({
       source: 'default',
       config: { algorithm: 'token_bucket', limit: 60, windowMs: 60_000 },
     });
-    const set = await send('PUT', 'config', { algorithm: 'sliding_window', limit: 20, windowMs: 1000 });
+    const set = await ops('PUT', 'config', { algorithm: 'sliding_window', limit: 20, windowMs: 1000 });
     expect(set.status).toBe(200);
     expect(await set.json()).toMatchObject({ source: 'namespace', version: 1, config: { burst: null } });
     expect(await (await send('GET', 'tenant:a/config')).json()).toMatchObject({
       effective: { algorithm: 'sliding_window', limit: 20, windowMs: 1000 },
       override: null,
     });
-    const override = await send('PUT', 'tenant:a/config', { limit: 2 });
+    const override = await ops('PUT', 'tenant:a/config', { limit: 2 });
     expect(await override.json()).toMatchObject({
       effective: { algorithm: 'sliding_window', limit: 2, windowMs: 1000 },
       override: { limit: 2 },
     });
     // Another tenant keeps the namespace's limit.
     expect(await (await send('GET', 'tenant:b/config')).json()).toMatchObject({ effective: { limit: 20 } });
-    expect(await (await send('DELETE', 'tenant:a/config')).json()).toMatchObject({
+    // Check: the operator reads what the application reads.
+    expect(await (await ops('GET', 'tenant:a/config')).json()).toMatchObject({ effective: { limit: 2 } });
+    expect(await (await ops('GET', 'config')).json()).toMatchObject({ source: 'namespace', version: 1 });
+    expect(await (await ops('DELETE', 'tenant:a/config')).json()).toMatchObject({
       effective: { limit: 20 },
       override: null,
     });
-    expect(await (await send('DELETE', 'config')).json()).toMatchObject({ source: 'default', version: 2 });
+    expect(await (await ops('DELETE', 'config')).json()).toMatchObject({ source: 'default', version: 2 });
+  });
+
+  it('sets limits only with the operator token', async () => {
+    const asApp = request('/ops/objects', AUTH);
+    const changes: [string, string, unknown?][] = [
+      ['PUT', 'config', { algorithm: 'token_bucket', limit: 1, windowMs: 1000 }],
+      ['DELETE', 'config'],
+      ['PUT', 'tenant:ops/config', { limit: 1 }],
+      ['DELETE', 'tenant:ops/config'],
+      ['GET', 'config'],
+    ];
+    for (const [method, path, body] of changes) {
+      // Check: the API token opens no operator route …
+      const denied = await asApp(method, path, body);
+      expect(denied.status, `${method} ${path}`).toBe(401);
+      expect(((await denied.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+      // … and the application's routes no longer change limits.
+      if (method !== 'GET') expect((await send(method, path, body)).status, `${method} ${path}`).toBe(404);
+    }
+    expect(await (await send('GET', 'tenant:ops/config')).json()).toMatchObject({
+      effective: { limit: 60 },
+      override: null,
+    });
+    expect(await (await send('GET', 'config')).json()).toMatchObject({ source: 'default' });
   });
 
   it('answers 429 with Retry-After in seconds, and says what to fix on bad input', async () => {
-    await send('PUT', 'tenant:429/config', { limit: 1, windowMs: 90_500 });
+    await ops('PUT', 'tenant:429/config', { limit: 1, windowMs: 90_500 });
     const ok = await send('POST', 'tenant:429/check', { requestId: 'http-1' });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ decision: 'allowed', remaining: 0 });
@@ -307,17 +338,17 @@ describe('the rate-limit routes', () => {
     const inspect = await send('GET', 'tenant:429/inspect?requestId=http-1');
     expect(await inspect.json()).toMatchObject({ found: true, decision: 'allowed' });
 
-    const bad: [string, string, unknown][] = [
-      ['POST', 'tenant:429/check', { cost: 0 }],
-      ['POST', 'tenant:429/check', { now: 5 }],
-      ['POST', 'tenant:429/check', '{'],
-      ['PUT', 'tenant:429/config', { limit: -1 }],
-      ['PUT', 'tenant:429/config', { algorithm: 'token_bucket' }],
-      ['PUT', 'config', { algorithm: 'leaky', limit: 1, windowMs: 1 }],
-      ['PUT', 'config', { algorithm: 'token_bucket', limit: 1 }],
+    const bad: [typeof send, string, string, unknown][] = [
+      [send, 'POST', 'tenant:429/check', { cost: 0 }],
+      [send, 'POST', 'tenant:429/check', { now: 5 }],
+      [send, 'POST', 'tenant:429/check', '{'],
+      [ops, 'PUT', 'tenant:429/config', { limit: -1 }],
+      [ops, 'PUT', 'tenant:429/config', { algorithm: 'token_bucket' }],
+      [ops, 'PUT', 'config', { algorithm: 'leaky', limit: 1, windowMs: 1 }],
+      [ops, 'PUT', 'config', { algorithm: 'token_bucket', limit: 1 }],
     ];
-    for (const [method, path, body] of bad) {
-      const res = await send(method, path, body);
+    for (const [route, method, path, body] of bad) {
+      const res = await route(method, path, body);
       expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toMatch(/^invalid_/);
     }

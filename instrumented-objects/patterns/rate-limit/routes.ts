@@ -1,11 +1,14 @@
-// HTTP routes for the rate_limit pattern, mounted at /objects/rate_limit (see README.md).
-import { Hono } from 'hono';
+// HTTP routes for the rate_limit pattern (see README.md): the application's, mounted at
+// /objects/rate_limit, and the operator's, which change limits, mounted at /ops/objects/rate_limit.
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { LIMITS, textParam } from '../../../collector';
 import { boundedText, jsonBody, objectFor, requestNamespace, requestTarget, traceContext } from '../../kit';
 import { ALGORITHMS, LIMIT_BOUNDS, namespaceConfigObject } from './object';
 
 export const rateLimitRoutes = new Hono<{ Bindings: Env }>();
+/** Limits change what every caller of a namespace or key gets: the operator's to set. */
+export const rateLimitOpsRoutes = new Hono<{ Bindings: Env }>();
 
 const BODY = { maxBytes: 4096, emptyIsObject: true };
 
@@ -27,24 +30,6 @@ const namespaceBody = z.strictObject({
   limit: count(LIMIT_BOUNDS.limit),
   windowMs: count(LIMIT_BOUNDS.windowMs),
   burst: count(LIMIT_BOUNDS.limit).nullable().default(null),
-});
-
-// The namespace's limit (one segment, so it never collides with a key's `/:key/<action>`).
-
-rateLimitRoutes.get('/config', async (c) => {
-  const ns = requestNamespace(c, 'rate_limit');
-  return c.json(await namespaceConfigObject(c.env.RATE_LIMIT, ns).namespaceLimit({ ns }));
-});
-
-rateLimitRoutes.put('/config', async (c) => {
-  const ns = requestNamespace(c, 'rate_limit');
-  const config = await jsonBody(c, namespaceBody, BODY);
-  return c.json(await namespaceConfigObject(c.env.RATE_LIMIT, ns).setNamespaceLimit({ ns, config }));
-});
-
-rateLimitRoutes.delete('/config', async (c) => {
-  const ns = requestNamespace(c, 'rate_limit');
-  return c.json(await namespaceConfigObject(c.env.RATE_LIMIT, ns).setNamespaceLimit({ ns, config: null }));
 });
 
 // One key's budget.
@@ -72,18 +57,44 @@ rateLimitRoutes.post('/:key/check', async (c) => {
   return c.json({ ...result, error }, 429);
 });
 
-rateLimitRoutes.get('/:key/config', async (c) => {
+// Limits: readable by the application and the operator, set only by the operator. The namespace's
+// routes are one segment, so they never collide with a key's `/:key/<action>`.
+
+type RouteContext = Context<{ Bindings: Env }>;
+
+async function namespaceLimit(c: RouteContext) {
+  const ns = requestNamespace(c, 'rate_limit');
+  return c.json(await namespaceConfigObject(c.env.RATE_LIMIT, ns).namespaceLimit({ ns }));
+}
+
+async function keyLimits(c: RouteContext) {
   const { ns, key } = requestTarget(c, 'rate_limit');
   return c.json(await objectFor(c.env.RATE_LIMIT, ns, key).limits({ ns, key }));
+}
+
+rateLimitRoutes.get('/config', namespaceLimit);
+rateLimitRoutes.get('/:key/config', keyLimits);
+rateLimitOpsRoutes.get('/config', namespaceLimit);
+rateLimitOpsRoutes.get('/:key/config', keyLimits);
+
+rateLimitOpsRoutes.put('/config', async (c) => {
+  const ns = requestNamespace(c, 'rate_limit');
+  const config = await jsonBody(c, namespaceBody, BODY);
+  return c.json(await namespaceConfigObject(c.env.RATE_LIMIT, ns).setNamespaceLimit({ ns, config }));
 });
 
-rateLimitRoutes.put('/:key/config', async (c) => {
+rateLimitOpsRoutes.delete('/config', async (c) => {
+  const ns = requestNamespace(c, 'rate_limit');
+  return c.json(await namespaceConfigObject(c.env.RATE_LIMIT, ns).setNamespaceLimit({ ns, config: null }));
+});
+
+rateLimitOpsRoutes.put('/:key/config', async (c) => {
   const { ns, key } = requestTarget(c, 'rate_limit');
   const override = await jsonBody(c, overrideBody, BODY);
   return c.json(await objectFor(c.env.RATE_LIMIT, ns, key).configure({ ns, key, override }));
 });
 
-rateLimitRoutes.delete('/:key/config', async (c) => {
+rateLimitOpsRoutes.delete('/:key/config', async (c) => {
   const { ns, key } = requestTarget(c, 'rate_limit');
   return c.json(await objectFor(c.env.RATE_LIMIT, ns, key).configure({ ns, key, override: null }));
 });
