@@ -243,9 +243,9 @@ async function benchPattern(pattern) {
     // Every check allowed: both sides do the same work, no 429s.
     await must(
       'PUT',
-      `/objects/rate_limit/config?ns=${ns}`,
+      `/ops/objects/rate_limit/config?ns=${ns}`,
       '{"algorithm":"token_bucket","limit":1000000000,"windowMs":60000}',
-      api,
+      operator,
     );
   }
   const switchOff = () =>

@@ -17,6 +17,7 @@ type DemoStats = {
 const startDemoTraffic = startDemoTrafficUntyped as (opts: {
   url: string;
   apiToken: string;
+  operatorToken: string;
   ingestToken: string;
   requestsPerSecond?: number;
   seed?: number;
@@ -55,6 +56,7 @@ describe('demo traffic', () => {
     const demo = startDemoTraffic({
       url: server.url,
       apiToken: TOKENS.KEYWARDEN_API_TOKEN,
+      operatorToken: TOKENS.KEYWARDEN_OPERATOR_TOKEN,
       ingestToken: TOKENS.KEYWARDEN_INGEST_TOKEN,
       requestsPerSecond: 80,
       seed: 7,

@@ -124,7 +124,7 @@ class NetworkError extends Error {}
 
 /**
  * @param {{ url: string, requestsPerSecond?: number, maxInFlight?: number, seed?: number,
- *   apiToken?: string, ingestToken?: string, ingestPerSecond?: number,
+ *   apiToken?: string, operatorToken?: string, ingestToken?: string, ingestPerSecond?: number,
  *   log?: (line: string) => void }} opts
  *   requestsPerSecond: pattern requests per second (default 60); maxInFlight: requests in flight at
  *   most (default 8); ingestPerSecond: synthetic events per second posted to /ingest (default 8, 0: off)
@@ -138,6 +138,7 @@ class NetworkError extends Error {}
 export function startDemoTraffic(opts) {
   const base = opts.url.replace(/\/$/, '');
   const apiToken = opts.apiToken ?? devVar('KEYWARDEN_API_TOKEN', 'dev-api-token');
+  const operatorToken = opts.operatorToken ?? devVar('KEYWARDEN_OPERATOR_TOKEN', 'dev-operator-token');
   const ingestToken = opts.ingestToken ?? devVar('KEYWARDEN_INGEST_TOKEN', 'dev-ingest-token');
   const perSecond = opts.requestsPerSecond ?? 60;
   const maxInFlight = Math.min(opts.maxInFlight ?? 8, 8);
@@ -518,11 +519,18 @@ export function startDemoTraffic(opts) {
     }
   }
 
+  /** The demo's limits and queue settings: operator routes, so the operator token. */
   async function setup() {
+    const asOperator = { authorization: `Bearer ${operatorToken}` };
+    const configure = async (path, body) => {
+      const res = await call('PUT', path, body, asOperator);
+      if (res.status !== 200) unexpected(`PUT ${path}`, res);
+    };
     try {
-      await call('PUT', `/objects/rate_limit/config?ns=${DEMO_NAMESPACES.rate_limit}`, TENANT_LIMIT);
-      for (let i = 0; i < QUEUE_KEYS; i++)
-        await call('PUT', obj('queue', `queue:${i}`, 'config'), QUEUE_CONFIG);
+      await configure(`/ops/objects/rate_limit/config?ns=${DEMO_NAMESPACES.rate_limit}`, TENANT_LIMIT);
+      for (let i = 0; i < QUEUE_KEYS; i++) {
+        await configure(`/ops${obj('queue', `queue:${i}`, 'config')}`, QUEUE_CONFIG);
+      }
     } catch {}
   }
 
