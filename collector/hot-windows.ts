@@ -19,15 +19,15 @@ export type Tier = {
   bucketMs: number;
   keepMs: number;
   graceMs: number;
-  /** closed summaries stay in memory (queried often) or are read from SQLite */
-  inMemory: boolean;
+  /** closed summaries this recent stay in memory (queried often); older ones are read from SQLite */
+  memoryMs: number;
 };
 
 export const TIERS: readonly Tier[] = [
   // 1 s buckets: a key that turns hot tops a 10 s window as soon as exact counts would.
-  { name: 'instant', bucketMs: 1_000, keepMs: 2 * 60_000, graceMs: 3_000, inMemory: true },
-  { name: 'short', bucketMs: 5_000, keepMs: 15 * 60_000, graceMs: 10_000, inMemory: true },
-  { name: 'long', bucketMs: 60_000, keepMs: 24 * 3600_000, graceMs: 10_000, inMemory: false },
+  { name: 'instant', bucketMs: 1_000, keepMs: 2 * 60_000, graceMs: 3_000, memoryMs: 2 * 60_000 },
+  { name: 'short', bucketMs: 5_000, keepMs: 15 * 60_000, graceMs: 10_000, memoryMs: 15 * 60_000 },
+  { name: 'long', bucketMs: 60_000, keepMs: 24 * 3600_000, graceMs: 10_000, memoryMs: 3600_000 },
 ];
 
 /** Keys a summary names; with COUNTERS counters, every error is ≤ N / COUNTERS. */
@@ -188,7 +188,7 @@ export class HotWindows {
 
   #keep(tier: Tier, ns: string, summary: Summary, now: number): void {
     this.store.saveSummary(tier.name, ns, summary);
-    if (!tier.inMemory) return;
+    if (summary.t < now - tier.memoryMs) return;
     const list = this.#recentFor(tier, ns, now).filter((s) => s.t !== summary.t);
     list.push(summary);
     list.sort((a, b) => a.t - b.t);
@@ -219,19 +219,19 @@ export class HotWindows {
       summaries.push(summarize(open.t, open.sketch));
       openTimes.add(open.t);
     }
-    const closed = tier.inMemory
-      ? this.#recentFor(tier, ns, now).filter((s) => s.t >= from)
-      : this.store.loadSummaries(tier.name, ns, from, now);
+    const inMemoryFrom = now - tier.memoryMs;
+    const closed = this.#recentFor(tier, ns, now).filter((s) => s.t >= Math.max(from, inMemoryFrom));
+    if (from < inMemoryFrom) closed.push(...this.store.loadSummaries(tier.name, ns, from, inMemoryFrom - 1));
     for (const s of closed) if (!openTimes.has(s.t)) summaries.push(s);
     return { ...unionSummaries(summaries), tier };
   }
 
-  /** An in-memory tier's summaries of `ns`; after a restart they come back from SQLite, once. */
+  /** A tier's recent summaries of `ns`; after a restart they come back from SQLite, once. */
   #recentFor(tier: Tier, ns: string, now: number): Summary[] {
     const id = `${tier.name}\u0000${ns}`;
     let list = this.#recent.get(id);
     if (!list) {
-      list = this.store.loadSummaries(tier.name, ns, now - tier.keepMs, now);
+      list = this.store.loadSummaries(tier.name, ns, now - tier.memoryMs, now);
       this.#recent.set(id, list);
     }
     return list;
