@@ -210,7 +210,7 @@ export class Collector implements EventSink, QueryBackend {
   async lookup(requestId: string): Promise<TrailEvent[]> {
     checkRequestId(requestId);
     const parts = await this.#all((s) => s.lookup(requestId));
-    return parts.flat().sort((a, b) => a.ts - b.ts || cmp(a.id, b.id));
+    return parts.flat().sort((a, b) => a.ts - b.ts || byEventId(a.id, b.id));
   }
 
   recentTrail(ns: string, key: string, limit: number): Promise<TrailEvent[]> {
@@ -220,6 +220,13 @@ export class Collector implements EventSink, QueryBackend {
   stats(): Promise<ShardStats[]> {
     return this.#all((s) => s.stats());
   }
+}
+
+/** Ids of one emitter order by their seq as a number (`x:9` before `x:10`). */
+function byEventId(a: string, b: string): number {
+  const ia = a.lastIndexOf(':');
+  const ib = b.lastIndexOf(':');
+  return cmp(a.slice(0, ia), b.slice(0, ib)) || Number(a.slice(ia + 1)) - Number(b.slice(ib + 1));
 }
 
 function cmp(a: string, b: string): number {

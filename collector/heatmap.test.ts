@@ -41,3 +41,17 @@ describe('GET /api/heatmap', () => {
     expect(res.status).toBe(400);
   });
 });
+
+describe('GET /api/lookup', () => {
+  it('lists one request’s events in time order, and by seq within a millisecond', async () => {
+    const ts = Date.now();
+    const events = [10, 9, 2, 11].map((seq) =>
+      event({ key: 'order:ties', emitter: 'ties', seq, ts, requestId: 'req-ties' }),
+    );
+    const { url, init } = postIngest({ events });
+    expect((await SELF.fetch(url, init)).status).toBe(200);
+    const res = await SELF.fetch('http://keywarden.test/api/lookup?requestId=req-ties');
+    const body = (await res.json()) as { trail: { id: string }[] };
+    expect(body.trail.map((e) => e.id)).toEqual(['ties:2', 'ties:9', 'ties:10', 'ties:11']);
+  });
+});
