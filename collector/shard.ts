@@ -112,7 +112,6 @@ export class CollectorShard extends DurableObject<Env> {
     if (e.ts > emitter.lastSeen) emitter.lastSeen = e.ts;
     this.#dirtyEmitters.add(emitterId);
     this.#rollups.add(e);
-    this.#hot.add(e.ns, e.key, e.ts, e.count);
     if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
     return true;
   }
@@ -150,8 +149,12 @@ export class CollectorShard extends DurableObject<Env> {
     this.#dirtyEmitters.clear();
     this.#journalUpTo = 0;
     this.ctx.storage.transactionSync(() => {
+      // The sketches take the flushed rows, not each event: a hot key costs one update a second,
+      // however many events it had, and queries flush first, so they still see everything. Before
+      // the write: a bucket that opens now rebuilds from what was flushed before these rows.
+      for (const r of flush.rows) this.#hot.add(r.ns, r.key, r.t, r.count);
       this.#store.write(flush);
-      // After the rollups: late events' buckets are re-summarized from them.
+      // After the write: late events' buckets are re-summarized from the rollups that now hold them.
       this.#hot.close();
       this.#store.addCounter('accepted', this.#accepted);
       this.#store.addCounter('duplicates', this.#duplicates);
