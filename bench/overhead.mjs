@@ -49,7 +49,7 @@ const PATTERNS = {
 const OPTIONS = {
   phases: { def: 8, min: 2, max: 20, help: 'timed phases per pattern, alternating ON/OFF (even)' },
   seconds: { def: 4, min: 1, max: 30, help: 'length of one phase, s' },
-  warmup: { def: 3, min: 0, max: 30, help: 'warmup per pattern (half per side), s' },
+  warmup: { def: 4, min: 0, max: 30, help: 'warmup per pattern (half per side), s' },
   concurrency: { def: 16, min: 1, max: 64, help: 'requests in flight' },
   keys: { def: 16, min: 1, max: 256, help: 'objects per side' },
 };
