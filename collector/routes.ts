@@ -1,5 +1,5 @@
 // The collector's HTTP face: ingest for producers outside this Worker, and the query API v0.
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { capacityConfig, capacityOf } from './capacity';
 import { Collector, MAX_SHARDS, shardCount } from './client';
 import { DECISIONS, LIMITS, PATTERNS, type Pattern } from './contract';
@@ -12,7 +12,7 @@ import { RETENTION } from './store';
 const MAX_WINDOW_SEC = RETENTION.minutesMs / 1000;
 const MAX_POINTS = 3_600;
 
-function patternParam(c: Parameters<typeof intParam>[0]): { pattern?: Pattern; decision?: string } {
+function patternParam(c: Context): { pattern?: Pattern; decision?: string } {
   const pattern = textParam(c, 'pattern', { maxBytes: 32 });
   const decision = textParam(c, 'decision', { maxBytes: 32 });
   if (pattern !== undefined && !PATTERNS.includes(pattern as Pattern)) {
@@ -29,6 +29,20 @@ function patternParam(c: Parameters<typeof intParam>[0]): { pattern?: Pattern; d
     }
   }
   return { pattern: pattern as Pattern | undefined, decision };
+}
+
+/**
+ * `window` (default 300 s) and `step` (default: about `points` steps, whole seconds within an hour,
+ * whole minutes beyond, where the rollups are per minute).
+ */
+function windowAndStep(c: Context, points: number): { window: number; step: number } {
+  const window = intParam(c, 'window', 300, 1, MAX_WINDOW_SEC);
+  const defaultStep = Math.max(window <= 3600 ? 1 : 60, Math.ceil(window / points));
+  const step = intParam(c, 'step', defaultStep, 1, 86_400);
+  if (window / step > MAX_POINTS) {
+    throw new ApiError(400, 'invalid_parameter', `window / step must be at most ${MAX_POINTS} points`);
+  }
+  return { window, step };
 }
 
 export type CollectorRouteOptions = {
@@ -108,12 +122,7 @@ export function createCollectorRoutes(options: CollectorRouteOptions = {}): Hono
     if (new TextEncoder().encode(key).byteLength > LIMITS.keyBytes) {
       throw new ApiError(400, 'invalid_parameter', `key must be at most ${LIMITS.keyBytes} bytes`);
     }
-    const window = intParam(c, 'window', 300, 1, MAX_WINDOW_SEC);
-    const defaultStep = Math.max(window <= 3600 ? 1 : 60, Math.ceil(window / 120));
-    const step = intParam(c, 'step', defaultStep, 1, 86_400);
-    if (window / step > MAX_POINTS) {
-      throw new ApiError(400, 'invalid_parameter', `window / step must be at most ${MAX_POINTS} points`);
-    }
+    const { window, step } = windowAndStep(c, 120);
     const r = await new Collector(c.env).series({
       ns,
       key,
@@ -126,13 +135,8 @@ export function createCollectorRoutes(options: CollectorRouteOptions = {}): Hono
 
   api.get('/heatmap', async (c) => {
     const ns = textParam(c, 'ns', { required: true, maxBytes: LIMITS.nsBytes });
-    const window = intParam(c, 'window', 300, 1, MAX_WINDOW_SEC);
     const buckets = intParam(c, 'buckets', 64, 1, 1000);
-    const defaultStep = Math.max(window <= 3600 ? 1 : 60, Math.ceil(window / 60));
-    const step = intParam(c, 'step', defaultStep, 1, 86_400);
-    if (window / step > MAX_POINTS) {
-      throw new ApiError(400, 'invalid_parameter', `window / step must be at most ${MAX_POINTS} points`);
-    }
+    const { window, step } = windowAndStep(c, 60);
     const r = await new Collector(c.env).heatmap({
       ns,
       windowSec: window,
