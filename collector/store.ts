@@ -59,12 +59,12 @@ const UPSERT_MINUTES = `INSERT INTO kw_rollup_m (ns, key, pattern, decision, t, 
   FROM (SELECT ${ROW_COLUMNS} FROM json_each(?)) GROUP BY 1, 2, 3, 4, 5 ${MERGE}`;
 
 const UPSERT_TOTALS = `INSERT INTO kw_decision_totals (ns, pattern, decision, count, vsum)
-  SELECT ns, pattern, decision, sum(count), sum(vsum) FROM (SELECT ${ROW_COLUMNS} FROM json_each(?))
-  GROUP BY 1, 2, 3 ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = vsum + excluded.vsum`;
+  SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?) WHERE true
+  ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = vsum + excluded.vsum`;
 
+// Positional arrays: a path lookup by name per column costs more than the insert itself.
 const INSERT_TRAIL = `INSERT OR IGNORE INTO kw_trail (request_id, id, ts, ns, key, event)
-  SELECT value->>'requestId', value->>'id', value->>'ts', value->>'ns', value->>'key', value
-  FROM json_each(?)`;
+  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->5 FROM json_each(?)`;
 
 const UPSERT_EMITTERS = `INSERT INTO kw_emitters (emitter, floor, ranges, last_seen)
   SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
@@ -138,9 +138,24 @@ export class RollupStore implements SummaryStore {
       );
       this.sql.exec(UPSERT_SECONDS, json);
       this.sql.exec(UPSERT_MINUTES, json);
-      this.sql.exec(UPSERT_TOTALS, json);
+      // A handful of (ns, pattern, decision) totals: add them up here rather than in SQL.
+      const totals = new Map<string, [string, string, string, number, number]>();
+      for (const r of f.rows) {
+        const id = `${r.ns}\u0000${r.pattern}\u0000${r.decision}`;
+        const t = totals.get(id);
+        if (t) {
+          t[3] += r.count;
+          t[4] += r.vsum;
+        } else totals.set(id, [r.ns, r.pattern, r.decision, r.count, r.vsum]);
+      }
+      this.sql.exec(UPSERT_TOTALS, JSON.stringify([...totals.values()]));
     }
-    if (f.trail.length > 0) this.sql.exec(INSERT_TRAIL, JSON.stringify(f.trail));
+    if (f.trail.length > 0) {
+      this.sql.exec(
+        INSERT_TRAIL,
+        JSON.stringify(f.trail.map((e) => [e.requestId, e.id, e.ts, e.ns, e.key, e])),
+      );
+    }
     if (f.emitters.length > 0) {
       this.sql.exec(
         UPSERT_EMITTERS,
