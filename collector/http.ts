@@ -73,11 +73,15 @@ export function requireToken(
 
 /** Reads at most `limit` bytes of body, refusing more without reading it all. */
 export async function readBoundedText(req: Request, limit: number): Promise<string> {
-  const declared = req.headers.get('content-length');
-  if (declared !== null && Number(declared) > limit) {
+  const header = req.headers.get('content-length');
+  const declared = header === null || !/^\d+$/.test(header) ? null : Number(header);
+  if (declared !== null && declared > limit) {
     throw new ApiError(413, 'payload_too_large', `the body is over ${limit} bytes`);
   }
   if (!req.body) return '';
+  // A declared length within the limit: one read, no chunk bookkeeping (the runtime holds the body
+  // to its declared length).
+  if (declared !== null) return decodeUtf8(new Uint8Array(await req.arrayBuffer()), limit);
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -97,8 +101,14 @@ export async function readBoundedText(req: Request, limit: number): Promise<stri
     all.set(c, at);
     at += c.byteLength;
   }
+  return decodeUtf8(all, limit);
+}
+
+function decodeUtf8(bytes: Uint8Array, limit: number): string {
+  if (bytes.byteLength > limit)
+    throw new ApiError(413, 'payload_too_large', `the body is over ${limit} bytes`);
   try {
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(all);
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     throw new ApiError(400, 'invalid_encoding', 'the body must be UTF-8');
   }
