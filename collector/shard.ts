@@ -13,7 +13,7 @@ import { RollupBuffer } from './rollups';
 import { type EmitterState, RETENTION, RollupStore } from './store';
 
 /** Flush when this many rollup rows or trail events are waiting, or after FLUSH_DELAY_MS. */
-const FLUSH_ROWS = 2_000;
+const FLUSH_ROWS = 5_000;
 const FLUSH_DELAY_MS = 1_000;
 /** Retention and the AE backlog run on the alarm this often while the shard holds data. */
 const HOUSEKEEPING_MS = 60_000;
@@ -64,7 +64,8 @@ export class CollectorShard extends DurableObject<Env> {
         this.#emitters.set(e.emitter, { floor: e.floor, ranges: e.ranges, lastSeen: e.lastSeen });
       }
       for (const row of this.#store.journal()) {
-        for (const e of JSON.parse(row.events) as DecisionEvent[]) this.#admit(e);
+        // The journal holds accepted events only; they count as accepted until the flush moves them.
+        for (const e of JSON.parse(row.events) as DecisionEvent[]) if (this.#admit(e)) this.#accepted++;
         this.#journalUpTo = row.seq;
       }
       if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + HOUSEKEEPING_MS);
