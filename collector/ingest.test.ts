@@ -193,9 +193,12 @@ describe('CollectorShard storage', () => {
       expect(sql(state, `SELECT count(*) AS n FROM kw_rollup_s WHERE ns = '${ns}'`)).toBe(0);
     });
     // A restart before the flush loses nothing and dedupes the replay.
+    const acceptedBefore = (await stub.stats()).accepted;
     await abortAllDurableObjects();
     stub = shardFor(ns, 'k');
     expect(await stub.ingest(JSON.stringify(events))).toEqual({ accepted: 0, duplicates: 50 });
+    // Check: the replayed journal still counts as accepted in the shard's health figures.
+    expect((await stub.stats()).accepted).toBe(acceptedBefore);
     await runInDurableObject(stub, (instance, state) => {
       instance.flush();
       expect(sql(state, 'SELECT count(*) AS n FROM kw_journal')).toBe(0);
