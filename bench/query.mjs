@@ -5,9 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rng, zipf } from '../scripts/lib/random.mjs';
 import { startWranglerDev } from '../scripts/wrangler-dev.mjs';
 import { httpClient } from './lib/http.mjs';
-import { rng, zipf } from './lib/random.mjs';
 
 const KEYS = 100_000;
 const EVENTS = Number(process.env.BENCH_QUERY_EVENTS ?? 600_000);

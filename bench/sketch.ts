@@ -6,6 +6,8 @@ import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { HeavyHitters, skew } from '../collector/sketch/index';
+// @ts-expect-error: a plain ESM module shared with the scripts
+import { rng, zipf } from '../scripts/lib/random.mjs';
 
 const EVENTS = 5_000_000;
 const KEYS = 1_000_000;
@@ -30,40 +32,13 @@ const TARGET = {
   jumpS: 2,
 };
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// Key i is Zipf rank i + 1: P(i) ∝ (i + 1)^-s, drawn by inverting the cumulative weights.
+// Key i is Zipf rank i + 1: P(i) ∝ (i + 1)^-s (the project's one seeded sampler).
 function zipfSampler(s: number, random: () => number): () => number {
-  const cdf = new Float64Array(KEYS);
-  let acc = 0;
-  for (let i = 0; i < KEYS; i++) {
-    acc += (i + 1) ** -s;
-    cdf[i] = acc;
-  }
-  return () => {
-    const u = random() * acc;
-    let lo = 0;
-    let hi = KEYS - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  return zipf(KEYS, s, random).next;
 }
 
 function zipfStream(s: number, seed: number): Int32Array {
-  const draw = zipfSampler(s, mulberry32(seed));
+  const draw = zipfSampler(s, rng(seed));
   const stream = new Int32Array(EVENTS);
   for (let e = 0; e < EVENTS; e++) stream[e] = draw();
   return stream;
@@ -71,7 +46,7 @@ function zipfStream(s: number, seed: number): Int32Array {
 
 // From the halfway point, each event is the cold key with probability `share`.
 function jumpStream(s: number, seed: number, coldKey: number, share: number): Int32Array {
-  const random = mulberry32(seed);
+  const random = rng(seed);
   const draw = zipfSampler(s, random);
   const stream = new Int32Array(EVENTS);
   for (let e = 0; e < EVENTS; e++) stream[e] = e >= EVENTS / 2 && random() < share ? coldKey : draw();

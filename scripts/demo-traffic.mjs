@@ -6,6 +6,7 @@
 // POST /ingest, as an outside Worker (one without a pattern object here) would.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rng, zipf as zipfSampler } from './lib/random.mjs';
 import { root } from './wrangler-dev.mjs';
 
 /** Reads KEY=VALUE lines of .dev.vars (the tokens `npm start` runs with). */
@@ -19,38 +20,12 @@ export function devVar(name, fallback) {
   return process.env[name] ?? fallback;
 }
 
-/** Seeded PRNG (mulberry32): the same demo every run. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// One seeded PRNG and Zipf sampler for the demo, the load generator and the benchmarks.
+export { rng };
 
-/** Zipf(s) over ranks 0..n-1 by inverse CDF over a precomputed table. */
+/** Zipf(s) over ranks 0..n-1: a function that draws a rank. */
 export function zipf(n, s, random) {
-  const cdf = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    sum += 1 / (i + 1) ** s;
-    cdf[i] = sum;
-  }
-  for (let i = 0; i < n; i++) cdf[i] /= sum;
-  return () => {
-    const u = random();
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid] < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  return zipfSampler(n, s, random).next;
 }
 
 /** True for a URL that points at this machine (load tools refuse anything else). */

@@ -4,7 +4,7 @@
 // as digits. Building the same JSON by string concatenation costs several times more CPU (V8 has to
 // flatten a rope of thousands of pieces when the body is encoded), and the generator shares the
 // machine with the server it measures.
-import { rng, weighted, zipf } from './random.mjs';
+import { rng, weighted, zipf } from '../../scripts/lib/random.mjs';
 
 /**
  * Namespaces with the pattern their objects run; decisions as in collector/contract.ts DECISIONS,
