@@ -11,7 +11,11 @@ export type EmitterOptions = {
   sink: () => EventSink;
   /** flush at this many buffered events … */
   flushEvents?: number;
-  /** … or this long after the first one */
+  /**
+   * … or this long after the first one. 1 s, not DESIGN's first 250 ms: each flush is one RPC and
+   * one journal write at a collector shard, and at a few events per second per object that cost,
+   * not the events, was most of telemetry's overhead (bench:overhead).
+   */
   flushMs?: number;
   /** the outbox holds at most this many events; older batches are dropped (and counted) past it */
   outboxMaxEvents?: number;
@@ -66,7 +70,7 @@ export class Emitter {
   ) {
     this.#o = {
       flushEvents: 100,
-      flushMs: 250,
+      flushMs: 1_000,
       outboxMaxEvents: 10_000,
       maxInFlight: 4,
       retryBaseMs: 1_000,
