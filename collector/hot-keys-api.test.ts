@@ -50,10 +50,14 @@ describe('GET /api/hot-keys from the sketches', () => {
     expect(s.cv).toBeGreaterThan(1);
   });
 
-  it('uses the default capacity of 1,000/s for other namespaces, and filters exactly by decision', async () => {
+  it('uses the default capacity of 1,000/s for other namespaces, and filters by pattern and decision', async () => {
     await send('capacity.default', { k: 5 }, 'def');
     const r = await hot('capacity.default', '&pattern=idempotency&decision=applied');
-    expect(r).toMatchObject({ capacity: 1000, exact: true, total: 5 });
+    expect(r).toMatchObject({ capacity: 1000, exact: false, total: 5 });
+    expect(r.keys).toMatchObject([{ key: 'k', count: 5, error: 0 }]);
     expect((await hot('capacity.default', '&pattern=idempotency&decision=duplicate')).total).toBe(0);
+    expect((await hot('capacity.default', '&pattern=idempotency')).total).toBe(5);
+    // A decision without its pattern is answered exactly, from the rollups.
+    expect(await hot('capacity.default', '&decision=applied')).toMatchObject({ exact: true, total: 5 });
   });
 });

@@ -3,7 +3,15 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { event } from '../test/events';
 import { shardOf } from './hash';
-import { HotWindows, SKETCH_CAPACITY, type Summary, type SummaryStore, TIERS } from './hot-windows';
+import {
+  HotWindows,
+  hotScope,
+  parseHotScope,
+  SKETCH_CAPACITY,
+  type Summary,
+  type SummaryStore,
+  TIERS,
+} from './hot-windows';
 import { RollupStore } from './store';
 
 /** The real SQLite store of a collector shard, driven directly; the clock is the test's. */
@@ -128,14 +136,41 @@ describe('hot windows', () => {
     });
   });
 
-  it('answers filtered or longer-than-a-day windows exactly, from the rollups', async () => {
+  it('answers a pattern or decision from its own sketches, and longer-than-a-day windows exactly', async () => {
     const ns = 'hot.exact.path';
     const stub = env.COLLECTOR_SHARD.get(env.COLLECTOR_SHARD.idFromName(`shard-${shardOf(ns, 'x', 4)}`));
-    await stub.ingest(JSON.stringify([event({ ns, key: 'x', emitter: 'exact-path', seq: 1, count: 2 })]));
-    const filtered = await stub.hotKeys({ ns, from: 0, windowSec: 60, limit: 5, pattern: 'idempotency' });
-    expect(filtered).toMatchObject({ exact: true, total: 2 });
+    await stub.ingest(
+      JSON.stringify([
+        event({ ns, key: 'x', emitter: 'exact-path', seq: 1, count: 2 }),
+        event({ ns, key: 'y', emitter: 'exact-path', seq: 2, count: 3, decision: 'duplicate' }),
+      ]),
+    );
+    const applied = await stub.hotKeys({
+      ns,
+      from: 0,
+      windowSec: 60,
+      limit: 5,
+      pattern: 'idempotency',
+      decision: 'applied',
+    });
+    expect(applied).toEqual({ exact: false, total: 2, keys: [{ key: 'x', count: 2, error: 0 }] });
+    const pattern = await stub.hotKeys({ ns, from: 0, windowSec: 60, limit: 5, pattern: 'idempotency' });
+    expect(pattern).toMatchObject({ exact: false, total: 5 });
     const week = await stub.hotKeys({ ns, from: 0, windowSec: 7 * 86400, limit: 5 });
-    expect(week).toMatchObject({ exact: true, total: 2 });
+    expect(week).toMatchObject({ exact: true, total: 5 });
+  });
+
+  it('rebuilds a filtered scope after a restart from the rollups of that decision only', async () => {
+    await withStore('hot-windows-scopes', (store) => {
+      const now = Date.now();
+      const scope = hotScope('scoped', 'lock', 'waited')!;
+      expect(parseHotScope(scope)).toEqual({ ns: 'scoped', pattern: 'lock', decision: 'waited' });
+      expect(hotScope('\u0001odd')).toBeNull();
+      const hot = new HotWindows(store, () => now);
+      hot.add(scope, 'sku:1', now, 4);
+      expect(hot.query(scope, 10, now)?.total).toBe(4);
+      expect(hot.query('scoped', 10, now)?.total).toBe(0);
+    });
   });
 
   it('unions summaries by adding each candidate’s bounds', () => {

@@ -34,6 +34,30 @@ export const TIERS: readonly Tier[] = [
 export const SKETCH_CAPACITY = 64;
 export const SKETCH_COUNTERS = 1024;
 
+/**
+ * What a sketch counts: a namespace, or one pattern or decision within it (so filtered hot-key
+ * queries are answered from sketches too). A namespace alone is its own scope; a narrower scope is
+ * marked by a leading U+0001 and JSON, which no namespace scope can be mistaken for.
+ */
+export function hotScope(ns: string, pattern?: string, decision?: string): string | null {
+  if (ns.startsWith('\u0001')) return null;
+  if (pattern === undefined) return decision === undefined ? ns : null;
+  return `\u0001${JSON.stringify(decision === undefined ? [ns, pattern] : [ns, pattern, decision])}`;
+}
+
+export function parseHotScope(scope: string): { ns: string; pattern?: string; decision?: string } {
+  if (!scope.startsWith('\u0001')) return { ns: scope };
+  const [ns, pattern, decision] = JSON.parse(scope.slice(1)) as [string, string, string | undefined];
+  return decision === undefined ? { ns, pattern } : { ns, pattern, decision };
+}
+
+/** The scopes one rollup row counts in: its namespace, its pattern, its decision. */
+export function scopesOf(ns: string, pattern: string, decision: string): string[] {
+  return ns.startsWith('\u0001')
+    ? []
+    : [ns, `\u0001${JSON.stringify([ns, pattern])}`, `\u0001${JSON.stringify([ns, pattern, decision])}`];
+}
+
 export type Summary = {
   t: number;
   total: number;
@@ -48,10 +72,15 @@ export type HotCandidate = { key: string; count: number; error: number };
 export interface SummaryStore {
   saveSummary(tier: Tier['name'], ns: string, s: Summary): void;
   loadSummaries(tier: Tier['name'], ns: string, from: number, to: number): Summary[];
-  /** Per-key counts already flushed for [from, to) (from the tier's rollups: seconds or minutes). */
-  flushedCounts(tier: Tier['name'], ns: string, from: number, to: number): { key: string; count: number }[];
-  /** Namespaces with flushed events at or after `from`. */
-  namespacesSince(tier: Tier['name'], from: number): string[];
+  /** Per-key counts of a scope already flushed for [from, to) (the tier's rollups: seconds or minutes). */
+  flushedCounts(
+    tier: Tier['name'],
+    scope: string,
+    from: number,
+    to: number,
+  ): { key: string; count: number }[];
+  /** Scopes with flushed events at or after `from`. */
+  scopesSince(tier: Tier['name'], from: number): string[];
 }
 
 type Open = { tier: Tier; ns: string; t: number; sketch: HeavyHitters };
@@ -119,7 +148,7 @@ export class HotWindows {
     for (const tier of TIERS) {
       const first = now - (now % tier.bucketMs) - tier.bucketMs - tier.graceMs;
       const from = first - (first % tier.bucketMs);
-      for (const ns of this.store.namespacesSince(tier.name, from)) {
+      for (const ns of this.store.scopesSince(tier.name, from)) {
         for (let t = from; t <= now; t += tier.bucketMs) {
           if (t + tier.bucketMs + tier.graceMs >= now) this.#openBucket(tier, ns, t);
         }

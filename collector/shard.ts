@@ -7,7 +7,7 @@ import { AnalyticsWriter } from './ae-writer';
 import { toDataPoints } from './analytics';
 import type { DecisionEvent } from './contract';
 import { emptyRanges, markSeen, type SeenRanges } from './dedupe';
-import { HotWindows } from './hot-windows';
+import { HotWindows, hotScope, scopesOf } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import { RollupBuffer } from './rollups';
 import { type EmitterState, RETENTION, RollupStore } from './store';
@@ -153,7 +153,9 @@ export class CollectorShard extends DurableObject<Env> {
       // The sketches take the flushed rows, not each event: a hot key costs one update a second,
       // however many events it had, and queries flush first, so they still see everything. Before
       // the write: a bucket that opens now rebuilds from what was flushed before these rows.
-      for (const r of flush.rows) this.#hot.add(r.ns, r.key, r.t, r.count);
+      for (const r of flush.rows) {
+        for (const scope of scopesOf(r.ns, r.pattern, r.decision)) this.#hot.add(scope, r.key, r.t, r.count);
+      }
       this.#store.write(flush);
       // After the write: late events' buckets are re-summarized from the rollups that now hold them.
       this.#hot.close();
@@ -180,8 +182,9 @@ export class CollectorShard extends DurableObject<Env> {
   }
 
   /**
-   * Hot keys of this shard's keys. Unfiltered windows up to a day come from the sketches (bounded
-   * memory, each count with its error bound); filtered or longer ones from the exact rollups.
+   * Hot keys of this shard's keys. Windows up to a day come from the sketches (bounded memory, each
+   * count with its error bound), per namespace, pattern or decision; longer ones, and a decision
+   * asked without its pattern, from the exact rollups.
    */
   hotKeys(q: {
     ns: string;
@@ -196,10 +199,9 @@ export class CollectorShard extends DurableObject<Env> {
     keys: { key: string; count: number; error: number }[];
   } {
     this.flush();
-    if (q.pattern === undefined && q.decision === undefined) {
-      const r = this.#hot.query(q.ns, q.windowSec);
-      if (r) return { total: r.total, exact: false, keys: r.keys.slice(0, q.limit) };
-    }
+    const scope = hotScope(q.ns, q.pattern, q.decision);
+    const r = scope === null ? null : this.#hot.query(scope, q.windowSec);
+    if (r) return { total: r.total, exact: false, keys: r.keys.slice(0, q.limit) };
     const exact = this.#store.hotKeys(q);
     return { total: exact.total, exact: true, keys: exact.keys.map((k) => ({ ...k, error: 0 })) };
   }

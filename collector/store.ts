@@ -2,7 +2,7 @@
 // `INSERT … SELECT … FROM json_each(?) … ON CONFLICT` per table per flush (≈ 2.8 µs a row, against
 // ≈ 4.5 µs for a statement per row), and flushes stay small so none blocks the thread for long.
 
-import { type Summary, type SummaryStore, TIERS } from './hot-windows';
+import { parseHotScope, type Summary, type SummaryStore, scopesOf, TIERS } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import type { RollupRow } from './rollups';
 
@@ -213,25 +213,38 @@ export class RollupStore implements SummaryStore {
       .map((r) => JSON.parse(r.summary) as Summary);
   }
 
-  flushedCounts(tier: string, ns: string, from: number, to: number): { key: string; count: number }[] {
+  flushedCounts(tier: string, scope: string, from: number, to: number): { key: string; count: number }[] {
     // The long tier's 1 min buckets are exactly the minute rollups, kept past the seconds' hour.
     const table = tier === 'long' ? 'kw_rollup_m' : 'kw_rollup_s';
+    const { ns, pattern, decision } = parseHotScope(scope);
+    const where = ['t >= ?', 't < ?', 'ns = ?'];
+    const args: (string | number)[] = [from, to, ns];
+    if (pattern !== undefined) {
+      where.push('pattern = ?');
+      args.push(pattern);
+    }
+    if (decision !== undefined) {
+      where.push('decision = ?');
+      args.push(decision);
+    }
     return this.sql
       .exec<{ key: string; count: number }>(
-        `SELECT key, sum(count) AS count FROM ${table} WHERE t >= ? AND t < ? AND ns = ? GROUP BY key`,
-        from,
-        to,
-        ns,
+        `SELECT key, sum(count) AS count FROM ${table} WHERE ${where.join(' AND ')} GROUP BY key`,
+        ...args,
       )
       .toArray();
   }
 
-  namespacesSince(tier: string, from: number): string[] {
+  scopesSince(tier: string, from: number): string[] {
     const table = tier === 'long' ? 'kw_rollup_m' : 'kw_rollup_s';
-    return this.sql
-      .exec<{ ns: string }>(`SELECT DISTINCT ns FROM ${table} WHERE t >= ?`, from)
-      .toArray()
-      .map((r) => r.ns);
+    const scopes = new Set<string>();
+    for (const r of this.sql.exec<{ ns: string; pattern: string; decision: string }>(
+      `SELECT DISTINCT ns, pattern, decision FROM ${table} WHERE t >= ?`,
+      from,
+    )) {
+      for (const s of scopesOf(r.ns, r.pattern, r.decision)) scopes.add(s);
+    }
+    return [...scopes];
   }
 
   /** Drops what is past retention; returns how many rows went. */
