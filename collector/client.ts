@@ -123,6 +123,7 @@ export class Collector implements EventSink, QueryBackend {
         limit: q.limit,
         pattern: q.pattern,
         decision: q.decision,
+        exact: q.exact,
       }),
     );
     const keys = parts

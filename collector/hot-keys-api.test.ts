@@ -61,3 +61,17 @@ describe('GET /api/hot-keys from the sketches', () => {
     expect(await hot('capacity.default', '&decision=applied')).toMatchObject({ exact: true, total: 5 });
   });
 });
+
+describe('GET /api/hot-keys?exact=true', () => {
+  it('counts from the rollups when asked, and refuses a value that is not a boolean', async () => {
+    await send('exact.asked', { a: 3, b: 1 }, 'exact-asked');
+    const r = await hot('exact.asked', '&exact=true');
+    expect(r).toMatchObject({ exact: true, total: 4 });
+    expect(r.keys.map((k) => [k.key, k.count, k.error])).toEqual([
+      ['a', 3, 0],
+      ['b', 1, 0],
+    ]);
+    const bad = await SELF.fetch('http://keywarden.test/api/hot-keys?ns=exact.asked&exact=maybe');
+    expect(bad.status).toBe(400);
+  });
+});

@@ -85,7 +85,12 @@ export function createCollectorRoutes(options: CollectorRouteOptions = {}): Hono
     const ns = textParam(c, 'ns', { required: true, maxBytes: LIMITS.nsBytes });
     const window = intParam(c, 'window', 60, 1, MAX_WINDOW_SEC);
     const limit = intParam(c, 'limit', 10, 1, 1000);
+    const exactParam = c.req.query('exact');
+    if (exactParam !== undefined && !['true', 'false', '1', '0'].includes(exactParam)) {
+      throw new ApiError(400, 'invalid_parameter', 'exact must be true or false');
+    }
     const r = await new Collector(c.env).hotKeys({
+      exact: exactParam === 'true' || exactParam === '1',
       ns,
       windowSec: window,
       limit,

@@ -193,13 +193,14 @@ export class CollectorShard extends DurableObject<Env> {
     limit: number;
     pattern?: string;
     decision?: string;
+    exact?: boolean;
   }): {
     total: number;
     exact: boolean;
     keys: { key: string; count: number; error: number }[];
   } {
     this.flush();
-    const scope = hotScope(q.ns, q.pattern, q.decision);
+    const scope = q.exact ? null : hotScope(q.ns, q.pattern, q.decision);
     const r = scope === null ? null : this.#hot.query(scope, q.windowSec);
     if (r) return { total: r.total, exact: false, keys: r.keys.slice(0, q.limit) };
     const exact = this.#store.hotKeys(q);

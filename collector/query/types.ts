@@ -6,7 +6,14 @@ import type { Pattern } from '../contract';
 
 export type Filter = { pattern?: Pattern; decision?: string };
 
-export type HotKeysQuery = Filter & { ns: string; windowSec: number; limit: number; now: number };
+/** `exact`: count from the rollups instead of the sketches (slower; backends that sample ignore it). */
+export type HotKeysQuery = Filter & {
+  ns: string;
+  windowSec: number;
+  limit: number;
+  now: number;
+  exact?: boolean;
+};
 export type HotKey = { key: string; count: number; error: number };
 export type HotKeysResult = { total: number; exact: boolean; keys: HotKey[] };
 
