@@ -23,6 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseOptions, UsageError } from '../scripts/lib/cli.mjs';
 import { eventSource, NAMESPACES } from './lib/events.mjs';
 import { httpClient } from './lib/http.mjs';
 import { connectProfiler, findBundle, saveProfile, summarizeProfile } from './lib/inspector.mjs';
@@ -49,30 +50,18 @@ const OPTIONS = {
 const MODES = ['ingest', 'reject', 'parse', 'http'];
 
 function parseArgs(argv) {
-  const o = Object.fromEntries(Object.entries(OPTIONS).map(([k, v]) => [k, v.def]));
-  o.mode = 'ingest';
-  o.profile = false;
-  o.live = false;
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i].replace(/^--/, '');
-    if (name === 'help') usage(0);
-    if (name === 'profile' || name === 'live') {
-      o[name] = true;
-      continue;
-    }
-    const raw = argv[++i];
-    if (name === 'mode') {
-      if (!MODES.includes(raw)) usage(2, `--mode must be one of ${MODES.join(', ')}`);
-      o.mode = raw;
-      continue;
-    }
-    const spec = OPTIONS[name];
-    const n = Number(raw);
-    if (!spec) usage(2, `unknown option ${argv[i - 1]}`);
-    if (raw === undefined || !Number.isFinite(n) || n < spec.min || n > spec.max)
-      usage(2, `--${name} must be a number from ${spec.min} to ${spec.max}`);
-    o[name] = n;
+  let o;
+  try {
+    o = parseOptions(argv, {
+      numbers: OPTIONS,
+      strings: { mode: { def: 'ingest', oneOf: MODES } },
+      flags: { profile: 'CPU-profile the Worker', live: 'run in the working tree' },
+    });
+  } catch (err) {
+    if (err instanceof UsageError) usage(2, err.message);
+    throw err;
   }
+  if (o.help) usage(0);
   return o;
 }
 

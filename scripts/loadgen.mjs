@@ -6,6 +6,7 @@
 // or a rate-limit check, each with a fresh requestId), paced at `--rps`, with a bounded number in
 // flight, for a bounded time. Loopback URLs only: this is a local drill, not a load-testing tool.
 import { devVar, isLoopback, pacer, rng, semaphore, zipf } from './demo-traffic.mjs';
+import { parseOptions, UsageError } from './lib/cli.mjs';
 
 const PATTERNS = {
   counter: { action: 'increment', ok: [200] },
@@ -49,32 +50,22 @@ Example: npm run loadgen -- --hot tenant:42 --share 0.3 --seconds 60 --pattern r
 }
 
 function parseArgs(argv) {
-  const o = Object.fromEntries(Object.entries(OPTIONS).map(([k, v]) => [k, v.def]));
-  o.url = 'http://127.0.0.1:8787';
-  o.pattern = 'counter';
-  o.ns = null;
-  o.hot = null;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') usage(0);
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg);
-    if (!m) usage(2, `unexpected argument "${arg}"`);
-    const name = m[1];
-    const raw = m[2] ?? argv[++i];
-    if (raw === undefined) usage(2, `--${name} needs a value`);
-    if (name === 'hot' || name === 'ns' || name === 'url') o[name] = raw;
-    else if (name === 'pattern') {
-      if (!(raw in PATTERNS)) usage(2, `--pattern must be one of ${Object.keys(PATTERNS).join(', ')}`);
-      o.pattern = raw;
-    } else {
-      const spec = OPTIONS[name];
-      if (!spec) usage(2, `unknown option --${name}`);
-      const n = Number(raw);
-      if (raw === '' || !Number.isFinite(n) || n < spec.min || n > spec.max)
-        usage(2, `--${name} must be a number from ${spec.min} to ${spec.max}, got "${raw}"`);
-      o[name] = n;
-    }
+  let o;
+  try {
+    o = parseOptions(argv, {
+      numbers: OPTIONS,
+      strings: {
+        hot: { def: null },
+        ns: { def: null },
+        url: { def: 'http://127.0.0.1:8787' },
+        pattern: { def: 'counter', oneOf: Object.keys(PATTERNS) },
+      },
+    });
+  } catch (err) {
+    if (err instanceof UsageError) usage(2, err.message);
+    throw err;
   }
+  if (o.help) usage(0);
   if (!o.hot) usage(2, '--hot <key> is required');
   if (o.hot.length > 512) usage(2, '--hot: a key is at most 512 bytes');
   let url;
