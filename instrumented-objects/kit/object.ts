@@ -18,6 +18,28 @@ export abstract class InstrumentedObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * One object, one (ns, key). The first call names the key in the object's state row (`table` has
+   * one row with `ns` and `key` columns); a call naming another key is refused, since two keys in
+   * one object would share its sequence, budget, queue or holder.
+   */
+  protected claimKey<R extends { ns: string | null; key: string | null }>(
+    table: string,
+    row: R,
+    ns: string,
+    key: string,
+    what: string,
+  ): R {
+    if (row.ns === null) {
+      this.ctx.storage.sql.exec(`UPDATE ${table} SET ns = ?, key = ?`, ns, key);
+      return { ...row, ns, key };
+    }
+    if (row.ns !== ns || row.key !== key) {
+      throw new Error(`this ${what} object coordinates ${row.ns} ${row.key}, not ${ns} ${key}`);
+    }
+    return row;
+  }
+
   override async alarm(): Promise<void> {
     await this.timers.run();
   }

@@ -651,17 +651,7 @@ export class LockObject extends InstrumentedObject {
   }
 
   #state(ns: string, key: string): StateRow {
-    const sql = this.ctx.storage.sql;
-    const row = this.#row();
-    if (row.ns === null) {
-      sql.exec('UPDATE lock_state SET ns = ?, key = ?', ns, key);
-      return { ...row, ns, key };
-    }
-    if (row.ns !== ns || row.key !== key) {
-      // One object, one lock: a second key here would share its holder.
-      throw new Error(`this lock object coordinates ${row.ns} ${row.key}, not ${ns} ${key}`);
-    }
-    return row;
+    return this.claimKey('lock_state', this.#row(), ns, key, 'lock');
   }
 
   #row(): StateRow {

@@ -274,17 +274,15 @@ export class OrderingObject extends InstrumentedObject {
 
   /** The key's state; the first write names the (ns, key) this object coordinates. */
   #state(ns: string, key: string): StateRow {
-    const sql = this.ctx.storage.sql;
-    const row = sql.exec<StateRow>('SELECT ns, key, next_seq, applied_total FROM ordering_state').one();
-    if (row.ns === null) {
-      sql.exec('UPDATE ordering_state SET ns = ?, key = ?', ns, key);
-      return { ...row, ns, key };
-    }
-    if (row.ns !== ns || row.key !== key) {
-      // One object, one writer's sequence: mixing keys would interleave two sequences.
-      throw new Error(`this ordering object coordinates ${row.ns} ${row.key}, not ${ns} ${key}`);
-    }
-    return row;
+    return this.claimKey(
+      'ordering_state',
+      this.ctx.storage.sql
+        .exec<StateRow>('SELECT ns, key, next_seq, applied_total FROM ordering_state')
+        .one(),
+      ns,
+      key,
+      'ordering',
+    );
   }
 
   #apply(entry: EntryRow, now: number): void {

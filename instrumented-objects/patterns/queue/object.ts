@@ -455,17 +455,13 @@ export class QueueObject extends InstrumentedObject {
   }
 
   #state(ns: string, key: string): StateRow {
-    const sql = this.ctx.storage.sql;
-    const row = sql.exec<StateRow>('SELECT * FROM queue_state').one();
-    if (row.ns === null) {
-      sql.exec('UPDATE queue_state SET ns = ?, key = ?', ns, key);
-      return { ...row, ns, key };
-    }
-    if (row.ns !== ns || row.key !== key) {
-      // One object, one queue: a second key would share (and steal) its messages.
-      throw new Error(`this queue object coordinates ${row.ns} ${row.key}, not ${ns} ${key}`);
-    }
-    return row;
+    return this.claimKey(
+      'queue_state',
+      this.ctx.storage.sql.exec<StateRow>('SELECT * FROM queue_state').one(),
+      ns,
+      key,
+      'queue',
+    );
   }
 
   #config(ns: string, key: string): QueueConfig {

@@ -314,17 +314,13 @@ export class RateLimitObject extends InstrumentedObject {
   }
 
   #state(ns: string, key: string): StateRow {
-    const sql = this.ctx.storage.sql;
-    const row = sql.exec<StateRow>('SELECT * FROM rl_state').one();
-    if (row.ns === null) {
-      sql.exec('UPDATE rl_state SET ns = ?, key = ?', ns, key);
-      return { ...row, ns, key };
-    }
-    if (row.ns !== ns || row.key !== key) {
-      // One object, one budget: a second key here would share (and overspend) it.
-      throw new Error(`this rate-limit object coordinates ${row.ns} ${row.key}, not ${ns} ${key}`);
-    }
-    return row;
+    return this.claimKey(
+      'rl_state',
+      this.ctx.storage.sql.exec<StateRow>('SELECT * FROM rl_state').one(),
+      ns,
+      key,
+      'rate-limit',
+    );
   }
 
   #cachedNamespace(now: number): NamespaceLimit | null {
