@@ -10,7 +10,7 @@ import { emptyRanges, markSeen, type SeenRanges } from './dedupe';
 import { HotWindows, hotScope, scopesOf } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import { RollupBuffer } from './rollups';
-import { type EmitterState, RETENTION, RollupStore } from './store';
+import { type EmitterState, RETENTION, RollupStore, type ShardHotKeysQuery } from './store';
 
 /** Flush when this many rollup rows or trail events are waiting, or after FLUSH_DELAY_MS. */
 const FLUSH_ROWS = 5_000;
@@ -186,15 +186,7 @@ export class CollectorShard extends DurableObject<Env> {
    * count with its error bound), per namespace, pattern or decision; longer ones, and a decision
    * asked without its pattern, from the exact rollups.
    */
-  hotKeys(q: {
-    ns: string;
-    from: number;
-    windowSec: number;
-    limit: number;
-    pattern?: string;
-    decision?: string;
-    exact?: boolean;
-  }): {
+  hotKeys(q: ShardHotKeysQuery): {
     total: number;
     exact: boolean;
     keys: { key: string; count: number; error: number }[];

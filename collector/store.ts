@@ -70,6 +70,18 @@ const UPSERT_EMITTERS = `INSERT INTO kw_emitters (emitter, floor, ranges, last_s
   SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
   ON CONFLICT DO UPDATE SET floor = excluded.floor, ranges = excluded.ranges, last_seen = excluded.last_seen`;
 
+/** A hot-keys question as one shard takes it: `from` is the window's first bucket. */
+export type ShardHotKeysQuery = {
+  ns: string;
+  from: number;
+  windowSec: number;
+  limit: number;
+  pattern?: string;
+  decision?: string;
+  /** count from the rollups even where sketches could answer */
+  exact?: boolean;
+};
+
 export type EmitterState = { emitter: string; floor: number; ranges: number[]; lastSeen: number };
 
 export type Flush = {
@@ -267,14 +279,7 @@ export class RollupStore implements SummaryStore {
     return removed;
   }
 
-  hotKeys(q: {
-    ns: string;
-    from: number;
-    windowSec: number;
-    limit: number;
-    pattern?: string;
-    decision?: string;
-  }): { total: number; keys: { key: string; count: number }[] } {
+  hotKeys(q: ShardHotKeysQuery): { total: number; keys: { key: string; count: number }[] } {
     const { table } = tableFor(q.windowSec);
     const where = ['t >= ?', 'ns = ?'];
     const args: (string | number)[] = [q.from, q.ns];

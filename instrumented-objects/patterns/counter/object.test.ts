@@ -1,6 +1,7 @@
 import { env, runDurableObjectAlarm, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { Collector } from '../../../collector';
+import { API_AUTH, patternRoutes } from '../../../test/routes';
 import { flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
 
@@ -29,7 +30,7 @@ runConformance({
 
 const NS = 'test.counter';
 const counter = (key: string) => objectFor(env.COUNTER, NS, key);
-const AUTH = { authorization: 'Bearer test-api-token' };
+const AUTH = API_AUTH;
 
 /** The message a call rejected with (an RPC promise handed to `expect().rejects` is reported unhandled). */
 async function thrown(f: () => Promise<unknown>): Promise<string> {
@@ -140,13 +141,7 @@ describe('the counter object', () => {
 });
 
 describe('the counter routes', () => {
-  const url = (path: string) => `http://keywarden.test/objects/counter/${path}`;
-  const post = (path: string, body: unknown) =>
-    SELF.fetch(url(path), {
-      method: 'POST',
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+  const { url, post } = patternRoutes('counter');
 
   it('increments, reads and inspects over HTTP', async () => {
     expect(

@@ -1,13 +1,14 @@
 import { abortAllDurableObjects, env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { Collector } from '../../../collector';
+import { API_AUTH, patternRoutes } from '../../../test/routes';
 import { answered, flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
 import type { LoadResult, SingleFlightInspect } from './object';
 
 const NS = 'test.single_flight';
 const flights = (key: string) => objectFor(env.SINGLE_FLIGHT, NS, key);
-const AUTH = { authorization: 'Bearer test-api-token' };
+const AUTH = API_AUTH;
 
 /** The digest demo.digest must have computed for this flight: checked independently of the object. */
 async function expectedDigest(ns: string, key: string, generation: number, rounds: number): Promise<string> {
@@ -184,13 +185,7 @@ describe('the single-flight object', () => {
 });
 
 describe('the single-flight routes', () => {
-  const url = (path: string) => `http://keywarden.test/objects/single_flight/${path}`;
-  const post = (path: string, body: unknown) =>
-    SELF.fetch(url(path), {
-      method: 'POST',
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+  const { url, post } = patternRoutes('single_flight');
 
   it('coalesces concurrent HTTP callers and answers inspect', async () => {
     const responses = await Promise.all(
