@@ -187,6 +187,12 @@ describe('the lock object', () => {
     const l = lock(key);
     const a = await l.acquire({ ns: NS, key, requestId: 'lp-a' });
     const waiting = l.acquire({ ns: NS, key, requestId: 'lp-b', waitMs: 20_000, pollMs: 10_000 });
+    // Calls arrive in no promised order: let B take its place in line before C asks.
+    for (let i = 0; i < 100; i++) {
+      const seen = (await l.inspect()) as { waiters?: { requestId: string }[] };
+      if (seen.waiters?.some((w) => w.requestId === 'lp-b')) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     // A poll that ends before the handover answers with the place in line.
     const short = await l.acquire({ ns: NS, key, requestId: 'lp-c', waitMs: 20_000, pollMs: 30 });
     expect(short).toMatchObject({ decision: 'waited', position: 2 });
