@@ -278,6 +278,8 @@ export function startDemoTraffic(opts) {
     let lease = res.body.lease;
     const failing = chance(0.05);
     const effect = pause(between(20, 80));
+    // If the retry below throws (the demo stopped), nobody awaits `effect`: mark it handled.
+    effect.catch(() => {});
     if (chance(0.12)) {
       // A concurrent retry while the owner works: `in_flight` at once.
       await begin();
