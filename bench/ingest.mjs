@@ -377,7 +377,12 @@ async function checkCounts(client, sent, firstTs, failures) {
   console.log(
     `settle: health accepted ${fmt(c.accepted)} (sent ${fmt(sentTotal)}), duplicates ${c.duplicates}, ` +
       `lagMs ${c.lagMs}, after ${(s.ms / 1000).toFixed(1)} s; ` +
-      `AE written ${fmt(aeWritten)}, pending ${fmt(aePending)}, dropped ${fmt(c.aeDropped ?? 0)}`,
+      `AE written ${fmt(aeWritten)}, pending ${fmt(aePending)}, dropped ${fmt(c.aeDropped ?? 0)}; ` +
+      `ingest calls per journal write ${c.perShard.map((p) => (p.journalCallsPerWrite ?? 0).toFixed(1)).join('/')}`,
+  );
+  console.log(
+    'journalGroup',
+    c.perShard.map((p) => p.journalGroup),
   );
   if (c.accepted !== sentTotal) failures.push(`health accepted ${c.accepted} != sent ${sentTotal}`);
   if (c.duplicates !== 0) failures.push(`health duplicates ${c.duplicates} != 0`);

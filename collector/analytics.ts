@@ -1,7 +1,9 @@
-// Analytics Engine mapping (DESIGN §3): one data point per event, or per group of identical
-// decisions without a requestId (their `count` adds up, so `sum(double1 * _sample_interval)` holds).
+// Analytics Engine mapping (DESIGN §3): one data point per event with a requestId or traceId, and
+// one per flushed rollup row for the rest (their `count` adds up, so `sum(double1 * _sample_interval)`
+// holds).
 import type { DecisionEvent } from './contract';
 import { fnv1a64Hex } from './hash';
+import { RollupBuffer, type RollupRow } from './rollups';
 
 /** Column layout shared by the writer and the AE SQL query builder. */
 export const AE_COLUMNS = {
@@ -59,36 +61,43 @@ export function toDataPoint(e: DecisionEvent): AnalyticsEngineDataPoint {
   };
 }
 
+/** Events that keep their own data point: AE can then show a request's trail. */
+export function hasOwnPoint(e: DecisionEvent): boolean {
+  return e.requestId !== undefined || e.traceId !== undefined;
+}
+
 /**
- * Groups events into data points: an event with a requestId keeps its own point (so AE can show
- * its trail); identical decisions without one are coalesced, which keeps a shard within AE's
- * 250 writes per invocation under load without changing any weighted sum.
+ * The data point of a rollup row: the events of one (ns, key, pattern, decision, second) flushed
+ * together, as one weighted point (its `count` adds up, so `sum(double1 * _sample_interval)` holds).
+ * No event id: it stands for many. This keeps a shard within AE's 250 writes per invocation.
  */
+export function rowPoint(r: RollupRow): AnalyticsEngineDataPoint {
+  return {
+    indexes: [aeIndex(r.ns, r.key)],
+    blobs: [r.ns, r.key, r.pattern, r.decision, '', '', '', ''],
+    doubles: [
+      r.count,
+      r.vsum,
+      r.dsum,
+      r.shard,
+      r.epoch,
+      r.vmin ?? 0,
+      r.vmax ?? 0,
+      r.vn > 0 ? 1 : 0,
+      r.dn > 0 ? 1 : 0,
+      r.ts,
+    ],
+  };
+}
+
+/** What a shard writes for events flushed together: their own points, then one per rollup row. */
 export function toDataPoints(events: readonly DecisionEvent[]): AnalyticsEngineDataPoint[] {
   const points: AnalyticsEngineDataPoint[] = [];
-  const groups = new Map<string, DecisionEvent>();
+  const rows = new RollupBuffer();
   for (const e of events) {
-    if (e.requestId !== undefined || e.traceId !== undefined) {
-      points.push(toDataPoint(e));
-      continue;
-    }
-    // Events with and without a value (or a duration) never share a point: hasValue must stay true.
-    const g = `${e.ns}\u0000${e.key}\u0000${e.pattern}\u0000${e.decision}\u0000${e.shard ?? -1}\u0000${e.epoch ?? 0}\u0000${e.value === undefined}\u0000${e.durationMs === undefined}`;
-    const prev = groups.get(g);
-    if (!prev) {
-      groups.set(g, { ...e, id: '', min: e.min ?? e.value, max: e.max ?? e.value });
-      continue;
-    }
-    prev.count += e.count;
-    if (e.durationMs !== undefined) prev.durationMs = (prev.durationMs ?? 0) + e.durationMs;
-    if (e.value !== undefined) {
-      prev.value = (prev.value ?? 0) + e.value;
-      const lo = e.min ?? e.value;
-      const hi = e.max ?? e.value;
-      prev.min = prev.min === undefined ? lo : Math.min(prev.min, lo);
-      prev.max = prev.max === undefined ? hi : Math.max(prev.max, hi);
-    }
+    if (hasOwnPoint(e)) points.push(toDataPoint(e));
+    rows.add(e);
   }
-  for (const e of groups.values()) points.push(toDataPoint(e));
+  for (const r of rows.drain()) if (!r.own) points.push(rowPoint(r));
   return points;
 }

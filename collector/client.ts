@@ -1,7 +1,7 @@
 // The collector as the rest of the Worker sees it: validates events, routes them to shards by a
 // stable hash of `ns:key`, and fans queries out and merges the answers. Objects inside this Worker
 // use it directly (RPC to the shards); outside Workers go through POST /ingest.
-import { type DecisionEvent, type EventSink, type IngestResult, LIMITS, type Rejection } from './contract';
+import { type EventSink, type IngestResult, LIMITS, parseEventId, type Rejection } from './contract';
 import { fnv1a32, shardOf } from './hash';
 import {
   checkDecision,
@@ -26,6 +26,7 @@ import type {
   TrailEvent,
 } from './query/types';
 import type { ShardStats } from './shard';
+import { ShardBatchBuilder } from './shard-batch';
 import { RETENTION, tableFor } from './store';
 import { validateEvent } from './validate';
 
@@ -76,7 +77,7 @@ export class Collector implements EventSink, QueryBackend {
     if (events.length > LIMITS.batchEvents) {
       throw new RangeError(`a batch holds at most ${LIMITS.batchEvents} events`);
     }
-    const byShard: DecisionEvent[][] = Array.from({ length: this.shards }, () => []);
+    const byShard: (ShardBatchBuilder | undefined)[] = new Array(this.shards);
     for (let i = 0; i < events.length; i++) {
       const verdict = validateEvent(events[i]);
       if (!verdict.ok) {
@@ -92,20 +93,39 @@ export class Collector implements EventSink, QueryBackend {
         rejected.push({ index: i, code: 'too_old', message: 'ts is older than the 7-day retention' });
         continue;
       }
-      byShard[shardOf(e.ns, e.key, this.shards)]!.push(e);
+      // biome-ignore lint/suspicious/noAssignInExpressions: one lookup per event on the hot path
+      (byShard[shardOf(e.ns, e.key, this.shards)] ??= new ShardBatchBuilder()).add(
+        e,
+        verdict.emitter,
+        verdict.seq,
+      );
     }
-    const results = await Promise.all(
-      byShard.map((batch, i) =>
-        batch.length === 0 ? { accepted: 0, duplicates: 0 } : this.shard(i).ingest(JSON.stringify(batch)),
-      ),
-    );
+    const results = await Promise.all(byShard.map((b, i) => (b ? this.#deliver(i, b) : null)));
     let accepted = 0;
     let duplicates = 0;
     for (const r of results) {
-      accepted += r.accepted;
-      duplicates += r.duplicates;
+      accepted += r?.accepted ?? 0;
+      duplicates += r?.duplicates ?? 0;
     }
     return { accepted, duplicates, rejected };
+  }
+
+  /**
+   * Sends one shard its part of a batch. Units the shard had seen in part (a producer that
+   * re-batched its retries) go again one event per unit, so each event is admitted or refused alone.
+   */
+  async #deliver(i: number, batch: ShardBatchBuilder): Promise<{ accepted: number; duplicates: number }> {
+    const stub = this.shard(i);
+    const r = await stub.ingest(batch.encode());
+    if (!r.partial) return r;
+    const partial = new Set(r.partial);
+    const again = new ShardBatchBuilder(true);
+    for (const e of batch.events) {
+      const id = parseEventId(e.id)!;
+      if (partial.has(id.emitter)) again.add(e, id.emitter, id.seq);
+    }
+    const r2 = await stub.ingest(again.encode());
+    return { accepted: r.accepted + r2.accepted, duplicates: r.duplicates + r2.duplicates };
   }
 
   /** Each key lives on one shard, so the global top-L is within the shards' top-L: no merge needed. */

@@ -136,9 +136,20 @@ export interface EventSink {
   ingest(events: readonly DecisionEvent[]): Promise<IngestResult>;
 }
 
+/**
+ * `${emitterId}:${seq}` split at its last colon, as EVENT_ID reads it (the seq has no colon), or
+ * null. By hand: this runs once per ingested event.
+ */
 export function parseEventId(id: string): { emitter: string; seq: number } | null {
-  const m = EVENT_ID.exec(id);
-  if (!m) return null;
-  const seq = Number(m[2]);
-  return Number.isSafeInteger(seq) ? { emitter: m[1]!, seq } : null;
+  const colon = id.lastIndexOf(':');
+  const digits = id.length - colon - 1;
+  if (colon < 1 || digits < 1 || digits > 16) return null;
+  if (digits > 1 && id.charCodeAt(colon + 1) === 48) return null; // no leading zero
+  let seq = 0;
+  for (let i = colon + 1; i < id.length; i++) {
+    const d = id.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return null;
+    seq = seq * 10 + d;
+  }
+  return Number.isSafeInteger(seq) ? { emitter: id.slice(0, colon), seq } : null;
 }

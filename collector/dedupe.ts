@@ -72,3 +72,64 @@ function compact(s: SeenRanges): void {
     r.splice(0, 2);
   }
 }
+
+/** What a shard has seen of one unit's seqs (sorted disjoint inclusive intervals, flat). */
+export type Overlap = 'none' | 'all' | 'some';
+
+/** How many of the seqs in `intervals` are already in `s`, as none, all or some of them. */
+export function overlapOf(s: SeenRanges, intervals: readonly number[]): Overlap {
+  let total = 0;
+  let seen = 0;
+  const r = s.ranges;
+  const newest = r.length > 0 ? r[r.length - 1]! : s.floor;
+  for (let i = 0; i < intervals.length; i += 2) {
+    const a = intervals[i]!;
+    const b = intervals[i + 1]!;
+    total += b - a + 1;
+    // The common case: a unit wholly past everything seen.
+    if (a > newest) continue;
+    if (a <= s.floor) seen += Math.min(b, s.floor) - a + 1;
+    for (let j = 0; j < r.length; j += 2) {
+      const lo = Math.max(a, r[j]!, s.floor + 1);
+      const hi = Math.min(b, r[j + 1]!);
+      if (lo <= hi) seen += hi - lo + 1;
+    }
+  }
+  return seen === 0 ? 'none' : seen === total ? 'all' : 'some';
+}
+
+/** Marks every seq of `intervals` seen; the caller made sure none of them was (`overlapOf` = none). */
+export function markIntervals(s: SeenRanges, intervals: readonly number[]): void {
+  for (let i = 0; i < intervals.length; i += 2) markInterval(s, intervals[i]!, intervals[i + 1]!);
+}
+
+function markInterval(s: SeenRanges, a: number, b: number): void {
+  const r = s.ranges;
+  const n = r.length;
+  if (n === 0 && a === s.floor + 1) {
+    s.floor = b;
+    return;
+  }
+  if (n > 0 && a === r[n - 1]! + 1) r[n - 1] = b;
+  else if (n === 0 || a > r[n - 1]!) r.push(a, b);
+  else {
+    // Out of order: insert before the first interval that starts after b, then join neighbours.
+    let i = 0;
+    while (i < n && r[i]! < a) i += 2;
+    r.splice(i, 0, a, b);
+    if (i + 2 < r.length && r[i + 2]! === b + 1) {
+      r[i + 1] = r[i + 3]!;
+      r.splice(i + 2, 2);
+    }
+    if (i > 0 && r[i - 1]! === a - 1) {
+      r[i - 1] = r[i + 1]!;
+      r.splice(i, 2);
+    }
+  }
+  compact(s);
+}
+
+/** The seqs of `s` as flat inclusive intervals (the floor as one from 0: a unit's own seqs only). */
+export function intervalsOf(s: SeenRanges): number[] {
+  return s.floor >= 0 ? [0, s.floor, ...s.ranges] : [...s.ranges];
+}

@@ -12,6 +12,7 @@ import {
   type SummaryStore,
   TIERS,
 } from './hot-windows';
+import { encodeShardBatch } from './shard-batch';
 import { RollupStore } from './store';
 
 /** The real SQLite store of a collector shard, driven directly; the clock is the test's. */
@@ -49,7 +50,7 @@ describe('hot windows', () => {
             for (const [k, sec, w] of [...events].sort((a, b) => a[1] - b[1])) {
               const key = k < 200 ? `k${k % 5}` : `k${k}`;
               now = start + sec * 1000;
-              hot.add(name, key, now, w);
+              hot.add([name], key, now, w);
               hot.close(now);
               truth.set(key, (truth.get(key) ?? 0) + w);
               total += w;
@@ -76,7 +77,7 @@ describe('hot windows', () => {
       const t0 = 1_800_000_000_000;
       let now = t0;
       const hot = new HotWindows(store, () => now);
-      for (let i = 0; i < 100; i++) hot.add('r', i % 4 === 0 ? 'hot' : `k${i}`, t0, 1);
+      for (let i = 0; i < 100; i++) hot.add(['r'], i % 4 === 0 ? 'hot' : `k${i}`, t0, 1);
       now = t0 + TIERS[1]!.bucketMs + TIERS[1]!.graceMs + 1;
       // Check: the 1 s and the 5 s buckets closed; the minute is still open.
       expect(hot.close(now)).toBe(2);
@@ -97,14 +98,14 @@ describe('hot windows', () => {
     const now = Date.now();
     const old = now - 60_000;
     await stub.ingest(
-      JSON.stringify([event({ ns, key: 'late', emitter: 'late', seq: 1, ts: old, count: 7 })]),
+      encodeShardBatch([event({ ns, key: 'late', emitter: 'late', seq: 1, ts: old, count: 7 })]),
     );
     const r = await stub.hotKeys({ ns, from: 0, windowSec: 120, limit: 5 });
     expect(r.exact).toBe(false);
     expect(r.keys).toEqual([{ key: 'late', count: 7, error: 0 }]);
     // A second late event for the same (closed) bucket adds up.
     await stub.ingest(
-      JSON.stringify([event({ ns, key: 'late', emitter: 'late', seq: 2, ts: old, count: 3 })]),
+      encodeShardBatch([event({ ns, key: 'late', emitter: 'late', seq: 2, ts: old, count: 3 })]),
     );
     expect((await stub.hotKeys({ ns, from: 0, windowSec: 120, limit: 5 })).keys[0]!.count).toBe(10);
   });
@@ -140,7 +141,7 @@ describe('hot windows', () => {
     const ns = 'hot.exact.path';
     const stub = env.COLLECTOR_SHARD.get(env.COLLECTOR_SHARD.idFromName(`shard-${shardOf(ns, 'x', 4)}`));
     await stub.ingest(
-      JSON.stringify([
+      encodeShardBatch([
         event({ ns, key: 'x', emitter: 'exact-path', seq: 1, count: 2 }),
         event({ ns, key: 'y', emitter: 'exact-path', seq: 2, count: 3, decision: 'duplicate' }),
       ]),
@@ -167,7 +168,7 @@ describe('hot windows', () => {
       expect(parseHotScope(scope)).toEqual({ ns: 'scoped', pattern: 'lock', decision: 'waited' });
       expect(hotScope('\u0001odd')).toBeNull();
       const hot = new HotWindows(store, () => now);
-      hot.add(scope, 'sku:1', now, 4);
+      hot.add([scope], 'sku:1', now, 4);
       expect(hot.query(scope, 10, now)?.total).toBe(4);
       expect(hot.query('scoped', 10, now)?.total).toBe(0);
     });

@@ -128,6 +128,8 @@ export function unionSummaries(summaries: readonly Summary[]): { total: number; 
 export class HotWindows {
   /** open buckets by `${tier}\0${ns}\0${t}` */
   #open = new Map<string, Open>();
+  /** the bucket each scope last counted in, per tier (a cache over #open; cleared when one closes) */
+  #current = new Map<string, (Open | undefined)[]>();
   /** closed summaries of the in-memory tiers, by `${tier}\0${ns}`, oldest first (loaded once) */
   #recent = new Map<string, Summary[]>();
   /** closed buckets that late events touched, to re-summarize from the rollups */
@@ -156,16 +158,36 @@ export class HotWindows {
     }
   }
 
-  add(ns: string, key: string, ts: number, count: number): void {
+  /**
+   * Counts a flushed rollup row in each of its scopes (`scopesOf`): the key is hashed once for all
+   * of them, and each scope's current bucket per tier is one array read away.
+   */
+  add(scopes: readonly string[], key: string, ts: number, count: number): void {
     const now = this.now();
-    for (const tier of TIERS) {
+    const { lo, hi } = HeavyHitters.fingerprint(key);
+    for (let i = 0; i < TIERS.length; i++) {
+      const tier = TIERS[i]!;
       const t = ts - (ts % tier.bucketMs);
       if (t + tier.bucketMs + tier.graceMs < now) {
-        if (tier === TIERS[0]) this.late += count;
-        if (t >= now - tier.keepMs) this.#stale.set(`${tier.name}\u0000${ns}\u0000${t}`, { tier, ns, t });
+        if (i === 0) this.late += count;
+        if (t >= now - tier.keepMs) {
+          for (const ns of scopes) this.#stale.set(`${tier.name}\u0000${ns}\u0000${t}`, { tier, ns, t });
+        }
         continue;
       }
-      this.#openBucket(tier, ns, t).sketch.add(key, count);
+      for (const ns of scopes) {
+        let current = this.#current.get(ns);
+        if (current === undefined) {
+          current = new Array<Open | undefined>(TIERS.length);
+          this.#current.set(ns, current);
+        }
+        let open = current[i];
+        if (open === undefined || open.t !== t) {
+          open = this.#openBucket(tier, ns, t);
+          current[i] = open;
+        }
+        open.sketch.addFingerprinted(key, count, lo, hi);
+      }
     }
   }
 
@@ -195,6 +217,7 @@ export class HotWindows {
       this.#open.delete(id);
       closed++;
     }
+    if (closed > 0) this.#current.clear();
     for (const { tier, ns, t } of this.#stale.values()) {
       const sketch = new HeavyHitters(SKETCH_CAPACITY, SKETCH_COUNTERS);
       for (const r of this.store.flushedCounts(tier.name, ns, t, t + tier.bucketMs))

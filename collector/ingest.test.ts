@@ -12,6 +12,7 @@ import { Collector } from './client';
 import type { DecisionEvent } from './contract';
 import { shardOf } from './hash';
 import type { CollectorShard } from './shard';
+import { encodeShardBatch } from './shard-batch';
 
 async function ingest(body: unknown, token?: string | null) {
   const { url, init } = postIngest(body, token);
@@ -184,34 +185,40 @@ describe('CollectorShard storage', () => {
     const events = Array.from({ length: 50 }, (_, i) =>
       event({ ns, key: 'k', emitter: 'journaler', seq: i }),
     );
-    await stub.ingest(JSON.stringify(events.slice(0, 25)));
-    await stub.ingest(JSON.stringify(events.slice(25)));
+    await stub.ingest(encodeShardBatch(events.slice(0, 25)));
+    await stub.ingest(encodeShardBatch(events.slice(25)));
     const sql = (s: DurableObjectState, q: string) => s.storage.sql.exec<{ n: number }>(q).one().n;
     // Check: both calls are in the journal, no rollup row yet.
     await runInDurableObject(stub, (_, state) => {
       expect(sql(state, 'SELECT count(*) AS n FROM kw_journal')).toBeGreaterThanOrEqual(2);
-      expect(sql(state, `SELECT count(*) AS n FROM kw_rollup_s WHERE ns = '${ns}'`)).toBe(0);
+      expect(sql(state, `SELECT count(*) AS n FROM kw_seconds WHERE ns = '${ns}'`)).toBe(0);
     });
     // A restart before the flush loses nothing and dedupes the replay.
     const acceptedBefore = (await stub.stats()).accepted;
     await abortAllDurableObjects();
     stub = shardFor(ns, 'k');
-    expect(await stub.ingest(JSON.stringify(events))).toEqual({ accepted: 0, duplicates: 50 });
+    expect(await stub.ingest(encodeShardBatch(events))).toEqual({ accepted: 0, duplicates: 50 });
     // Check: the replayed journal still counts as accepted in the shard's health figures.
     expect((await stub.stats()).accepted).toBe(acceptedBefore);
     await runInDurableObject(stub, (instance, state) => {
       instance.flush();
       expect(sql(state, 'SELECT count(*) AS n FROM kw_journal')).toBe(0);
       // One row per (key, decision, second), not one per event.
-      expect(sql(state, `SELECT count(*) AS n FROM kw_rollup_s WHERE ns = '${ns}'`)).toBeLessThanOrEqual(2);
-      expect(sql(state, `SELECT sum(count) AS n FROM kw_rollup_s WHERE ns = '${ns}'`)).toBe(50);
-      expect(sql(state, `SELECT sum(count) AS n FROM kw_rollup_m WHERE ns = '${ns}'`)).toBe(50);
+      expect(sql(state, `SELECT count(*) AS n FROM kw_seconds WHERE ns = '${ns}'`)).toBeLessThanOrEqual(2);
+      expect(sql(state, `SELECT sum(count) AS n FROM kw_seconds WHERE ns = '${ns}'`)).toBe(50);
+      // Check: the minute is still open, so it is not written yet (it is written whole when it closes).
+      expect(sql(state, `SELECT count(*) AS n FROM kw_minutes WHERE ns = '${ns}'`)).toBe(0);
     });
     // After the flush, a restart still dedupes (the watermarks were flushed with the rollups).
     await abortAllDurableObjects();
     stub = shardFor(ns, 'k');
-    expect(await stub.ingest(JSON.stringify(events))).toEqual({ accepted: 0, duplicates: 50 });
+    expect(await stub.ingest(encodeShardBatch(events))).toEqual({ accepted: 0, duplicates: 50 });
     expect((await hotKeys(ns)).total).toBe(50);
+    // Check: the open minute came back from the seconds after the restart: a 2 h window (minutes) sees it.
+    expect((await hotKeys(ns, 7200)).total).toBe(50);
+    await runInDurableObject(stub, (_, state) => {
+      expect(sql(state, `SELECT sum(count) AS n FROM kw_minutes WHERE ns = '${ns}'`)).toBe(50);
+    });
   });
 
   it('enforces retention from the alarm: seconds for an hour, minutes for a week, trail for a day', async () => {
@@ -221,7 +228,7 @@ describe('CollectorShard storage', () => {
     const twoHours = now - 2 * 3600_000;
     const twoDays = now - 2 * 24 * 3600_000;
     await stub.ingest(
-      JSON.stringify([
+      encodeShardBatch([
         event({ ns, key: 'old', emitter: 'retention', seq: 1, ts: twoHours, requestId: 'req-two-hours' }),
         event({ ns, key: 'old', emitter: 'retention', seq: 2, ts: twoDays, requestId: 'req-two-days' }),
         event({ ns, key: 'old', emitter: 'retention', seq: 3, ts: now, requestId: 'req-now' }),
@@ -230,9 +237,10 @@ describe('CollectorShard storage', () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await runInDurableObject(stub, (_, state) => {
       const q = (sql: string) => state.storage.sql.exec<{ n: number }>(sql, ns).one().n;
-      expect(q('SELECT count(*) AS n FROM kw_rollup_s WHERE ns = ?')).toBe(1);
-      expect(q('SELECT count(*) AS n FROM kw_rollup_m WHERE ns = ?')).toBe(3);
-      expect(q('SELECT count(*) AS n FROM kw_trail WHERE ns = ?')).toBe(2);
+      expect(q('SELECT count(*) AS n FROM kw_seconds WHERE ns = ?')).toBe(1);
+      // The two old minutes were closed when their events came (added at once); `now`'s is still open.
+      expect(q('SELECT count(*) AS n FROM kw_minutes WHERE ns = ?')).toBe(2);
+      expect(q('SELECT count(*) AS n FROM kw_trail_events WHERE ns = ?')).toBe(2);
     });
     // Check: the alarm re-armed itself.
     await runInDurableObject(stub, async (_, state) => expect(await state.storage.getAlarm()).not.toBeNull());
@@ -260,21 +268,28 @@ describe('CollectorShard storage', () => {
       }),
     );
     const calls = await runInDurableObject(stub, async (instance) => {
+      instance.flush(); // what earlier tests left in this shard goes to AE first
       const dataset = (instance as unknown as { env: Env }).env.KEYWARDEN_EVENTS;
       const spy = vi.spyOn(dataset, 'writeDataPoint');
-      await instance.ingest(JSON.stringify(events));
+      const drainEarlier = async () => {
+        while (instance.stats().aePending > 0) await instance.alarm();
+        spy.mockClear();
+      };
+      await drainEarlier();
+      await instance.ingest(encodeShardBatch(events));
       const afterFirst = spy.mock.calls.length;
       await instance.alarm();
       const afterAlarm = spy.mock.calls.length;
-      await instance.ingest(JSON.stringify([]));
+      await instance.ingest(encodeShardBatch([]));
       const points = spy.mock.calls.map((c) => c[0]);
       spy.mockRestore();
-      return { afterFirst, afterAlarm, total: points.length, first: points[0], stats: instance.stats() };
+      return { afterFirst, afterAlarm, points, stats: instance.stats() };
     });
     expect(calls.afterFirst).toBe(AE_WRITES_PER_INVOCATION);
     expect(calls.afterAlarm).toBe(2 * AE_WRITES_PER_INVOCATION);
-    expect(calls.total).toBe(600);
-    expect(calls.first).toEqual({
+    // Check: each event with a requestId has its own point, and its rollup row writes none.
+    expect(calls.points.filter((p) => p!.blobs![0] === ns)).toHaveLength(600);
+    expect(calls.points[0]).toEqual({
       indexes: [`${ns}:order:9`],
       blobs: [ns, 'order:9', 'idempotency', 'applied', 'req-0', 'trace-abc', 'ae:0', ''],
       doubles: [1, 0, 2, 1, 3, 0, 0, 1, 1, events[0]!.ts],
@@ -298,9 +313,14 @@ describe('CollectorShard storage', () => {
     );
     const points = await runInDurableObject(stub, async (instance) => {
       const spy = vi.spyOn((instance as unknown as { env: Env }).env.KEYWARDEN_EVENTS, 'writeDataPoint');
-      await instance.ingest(JSON.stringify(events));
-      const p = spy.mock.calls.map((c) => c[0]);
+      await instance.ingest(encodeShardBatch(events));
+      // Check: rows get their points once they are flushed, at the next invocation.
+      const beforeFlush = spy.mock.calls.filter((c) => c[0]!.blobs![0] === ns).length;
+      instance.flush();
+      while (instance.stats().aePending > 0) await instance.alarm();
+      const p = spy.mock.calls.map((c) => c[0]!).filter((point) => point.blobs![0] === ns);
       spy.mockRestore();
+      expect(beforeFlush).toBe(0);
       return p;
     });
     expect(points).toHaveLength(1);

@@ -1,6 +1,10 @@
 // Per-key rollups aggregated in memory between flushes: one row per (ns, key, pattern, decision,
-// second), however many events land in it. The store upserts them in one statement per flush.
+// second), however many events land in it. The store upserts them in one statement per flush, and
+// each row becomes one Analytics Engine data point (analytics.ts): a row also keeps apart what a
+// point must not mix — events with and without a value or a duration, a split key's shard and
+// epoch, events that have their own point — which the store's upsert then adds up.
 import type { DecisionEvent } from './contract';
+import type { WireRow } from './shard-batch';
 
 export type RollupRow = {
   ns: string;
@@ -18,6 +22,13 @@ export type RollupRow = {
   /** sum of durationMs, and how many events carried one */
   dsum: number;
   dn: number;
+  /** the split key's shard (-1: not split) and its epoch */
+  shard: number;
+  epoch: number;
+  /** the first event's own time */
+  ts: number;
+  /** events with a requestId or traceId: each has its own data point, so the row writes none */
+  own: boolean;
 };
 
 export class RollupBuffer {
@@ -28,40 +39,100 @@ export class RollupBuffer {
   }
 
   add(e: DecisionEvent): void {
-    const t = e.ts - (e.ts % 1000);
-    const id = `${e.ns}\u0000${e.key}\u0000${e.pattern}\u0000${e.decision}\u0000${t}`;
-    let row = this.#rows.get(id);
-    if (row === undefined) {
-      row = {
-        ns: e.ns,
-        key: e.key,
-        pattern: e.pattern,
-        decision: e.decision,
-        t,
-        count: 0,
-        vsum: 0,
-        vmin: null,
-        vmax: null,
-        vn: 0,
-        dsum: 0,
-        dn: 0,
-      };
-      this.#rows.set(id, row);
-    }
-    row.count += e.count;
-    if (e.value !== undefined) {
-      row.vsum += e.value;
+    const hasValue = e.value !== undefined;
+    const hasDuration = e.durationMs !== undefined;
+    const value = e.value ?? 0;
+    this.#merge(
+      e.ns,
+      e.key,
+      e.pattern,
+      e.decision,
+      e.ts - (e.ts % 1000),
+      e.count,
+      value,
       // A coalesced event stands for `count` values whose extremes are min/max.
-      const lo = e.min ?? e.value;
-      const hi = e.max ?? e.value;
-      row.vmin = row.vmin === null ? lo : Math.min(row.vmin, lo);
-      row.vmax = row.vmax === null ? hi : Math.max(row.vmax, hi);
-      row.vn += e.count;
+      hasValue ? (e.min ?? value) : null,
+      hasValue ? (e.max ?? value) : null,
+      hasValue ? e.count : 0,
+      e.durationMs ?? 0,
+      hasDuration ? e.count : 0,
+      e.shard ?? -1,
+      e.epoch ?? 0,
+      e.ts,
+      e.requestId !== undefined || e.traceId !== undefined,
+    );
+  }
+
+  /** Folds in a row the Worker already coalesced (shard-batch.ts). */
+  addRow(r: WireRow): void {
+    this.#merge(
+      r[0],
+      r[1],
+      r[2],
+      r[3],
+      r[4],
+      r[5],
+      r[6],
+      r[7],
+      r[8],
+      r[9],
+      r[10],
+      r[11],
+      r[12],
+      r[13],
+      r[14],
+      false,
+    );
+  }
+
+  #merge(
+    ns: string,
+    key: string,
+    pattern: string,
+    decision: string,
+    t: number,
+    count: number,
+    vsum: number,
+    vmin: number | null,
+    vmax: number | null,
+    vn: number,
+    dsum: number,
+    dn: number,
+    shard: number,
+    epoch: number,
+    ts: number,
+    own: boolean,
+  ): void {
+    const id = `${t}\u0000${ns}\u0000${key}\u0000${pattern}\u0000${decision}\u0000${vn > 0}\u0000${dn > 0}\u0000${shard}\u0000${epoch}\u0000${own}`;
+    const row = this.#rows.get(id);
+    if (row === undefined) {
+      this.#rows.set(id, {
+        ns,
+        key,
+        pattern,
+        decision,
+        t,
+        count,
+        vsum,
+        vmin,
+        vmax,
+        vn,
+        dsum,
+        dn,
+        shard,
+        epoch,
+        ts,
+        own,
+      });
+      return;
     }
-    if (e.durationMs !== undefined) {
-      row.dsum += e.durationMs;
-      row.dn += e.count;
-    }
+    row.count += count;
+    row.vsum += vsum;
+    if (vmin !== null && (row.vmin === null || vmin < row.vmin)) row.vmin = vmin;
+    if (vmax !== null && (row.vmax === null || vmax > row.vmax)) row.vmax = vmax;
+    row.vn += vn;
+    row.dsum += dsum;
+    row.dn += dn;
   }
 
   /** Hands over every row and starts empty. */
@@ -70,4 +141,108 @@ export class RollupBuffer {
     this.#rows = new Map();
     return rows;
   }
+}
+
+/** A minute rollup row: the seconds rows of one (ns, key, pattern, decision) and minute, added up. */
+export type MinuteRow = Pick<
+  RollupRow,
+  'ns' | 'key' | 'pattern' | 'decision' | 't' | 'count' | 'vsum' | 'vmin' | 'vmax' | 'vn' | 'dsum' | 'dn'
+>;
+
+/**
+ * Minute rollups of the open minutes, in memory. A flush hands over its seconds rows; a minute is
+ * written once, when it closes (GRACE after its end), as whole rows that replace whatever that
+ * minute held. That is one write per (key, decision) and minute instead of an upsert per flush, and
+ * it is idempotent: after a restart the open minutes are rebuilt from the seconds (`load`) and
+ * written whole again. Rows of a minute already closed (late events) are added to its rows instead.
+ */
+export class MinuteBuffer {
+  static readonly GRACE_MS = 10_000;
+  #minutes = new Map<number, Map<string, MinuteRow>>();
+
+  /** Counts seconds rows in their open minutes; returns the rows of minutes already closed. */
+  add(rows: readonly RollupRow[], now: number): RollupRow[] {
+    const late: RollupRow[] = [];
+    for (const r of rows) {
+      const m = r.t - (r.t % 60_000);
+      let minute = this.#minutes.get(m);
+      if (minute === undefined) {
+        if (m + 60_000 + MinuteBuffer.GRACE_MS <= now) {
+          late.push(r);
+          continue;
+        }
+        minute = new Map();
+        this.#minutes.set(m, minute);
+      }
+      mergeMinute(minute, r, m);
+    }
+    return late;
+  }
+
+  /** Rows rebuilt from the flushed seconds of minutes not yet written (after a restart). */
+  load(rows: readonly MinuteRow[]): void {
+    for (const r of rows) {
+      let minute = this.#minutes.get(r.t);
+      if (minute === undefined) {
+        minute = new Map();
+        this.#minutes.set(r.t, minute);
+      }
+      mergeMinute(minute, r, r.t);
+    }
+  }
+
+  /** Takes out the minutes that closed by `now`: their rows, whole. */
+  closeDue(now: number): { through: number; rows: MinuteRow[] } | null {
+    let through = -1;
+    const rows: MinuteRow[] = [];
+    for (const [m, minute] of this.#minutes) {
+      if (m + 60_000 + MinuteBuffer.GRACE_MS > now) continue;
+      for (const r of minute.values()) rows.push(r);
+      this.#minutes.delete(m);
+      if (m + 60_000 > through) through = m + 60_000;
+    }
+    return through < 0 ? null : { through, rows };
+  }
+
+  /** The open minutes' rows so far (written whole before a query reads the minutes table). */
+  open(): MinuteRow[] {
+    const rows: MinuteRow[] = [];
+    for (const minute of this.#minutes.values()) for (const r of minute.values()) rows.push(r);
+    return rows;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const minute of this.#minutes.values()) n += minute.size;
+    return n;
+  }
+}
+
+function mergeMinute(minute: Map<string, MinuteRow>, r: MinuteRow, m: number): void {
+  const id = `${r.ns}\u0000${r.key}\u0000${r.pattern}\u0000${r.decision}`;
+  const row = minute.get(id);
+  if (row === undefined) {
+    minute.set(id, {
+      ns: r.ns,
+      key: r.key,
+      pattern: r.pattern,
+      decision: r.decision,
+      t: m,
+      count: r.count,
+      vsum: r.vsum,
+      vmin: r.vmin,
+      vmax: r.vmax,
+      vn: r.vn,
+      dsum: r.dsum,
+      dn: r.dn,
+    });
+    return;
+  }
+  row.count += r.count;
+  row.vsum += r.vsum;
+  if (r.vmin !== null && (row.vmin === null || r.vmin < row.vmin)) row.vmin = r.vmin;
+  if (r.vmax !== null && (row.vmax === null || r.vmax > row.vmax)) row.vmax = r.vmax;
+  row.vn += r.vn;
+  row.dsum += r.dsum;
+  row.dn += r.dn;
 }

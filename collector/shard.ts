@@ -4,13 +4,13 @@
 // transaction. A restart replays the journal: nothing accepted is lost or counted twice.
 import { DurableObject } from 'cloudflare:workers';
 import { AnalyticsWriter } from './ae-writer';
-import { toDataPoints } from './analytics';
-import type { DecisionEvent } from './contract';
-import { emptyRanges, markSeen, type SeenRanges } from './dedupe';
+import { rowPoint, toDataPoint } from './analytics';
+import { emptyRanges, markIntervals, type Overlap, overlapOf, type SeenRanges } from './dedupe';
 import { HotWindows, hotScope, scopesOf } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
-import { RollupBuffer } from './rollups';
-import { type EmitterState, RETENTION, RollupStore, type ShardHotKeysQuery } from './store';
+import { MinuteBuffer, RollupBuffer } from './rollups';
+import { type ShardBatchWire, unitSize, type WireUnit } from './shard-batch';
+import { type EmitterState, RETENTION, RollupStore, type ShardHotKeysQuery, tableFor } from './store';
 
 /** Flush when this many rollup rows or trail events are waiting, or after FLUSH_DELAY_MS. */
 const FLUSH_ROWS = 5_000;
@@ -20,7 +20,7 @@ const HOUSEKEEPING_MS = 60_000;
 
 type Emitter = SeenRanges & { lastSeen: number };
 
-export type ShardIngestResult = { accepted: number; duplicates: number };
+export type ShardIngestResult = { accepted: number; duplicates: number; partial?: string[] };
 
 export type ShardStats = {
   accepted: number;
@@ -35,16 +35,24 @@ export type ShardStats = {
   /** how far behind real time the newest ingest call's oldest event was, ms */
   lagMs: number;
   lastIngestAt: number | null;
+  /** ingest calls per journal write since the shard started (group commit: higher under load) */
+  journalCallsPerWrite: number;
 };
 
 export class CollectorShard extends DurableObject<Env> {
   #store!: RollupStore;
   #hot!: HotWindows;
   #rollups = new RollupBuffer();
+  #minutes = new MinuteBuffer();
+  #scopes = new Map<string, string[]>();
   #trail: TrailEvent[] = [];
   #emitters = new Map<string, Emitter>();
   #dirtyEmitters = new Set<string>();
   #journalUpTo = 0;
+  #journalQueue: string[] = [];
+  #journalWrite: Promise<void> | null = null;
+  #groupedCalls = 0;
+  #groupWrites = 0;
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   #ae: AnalyticsWriter;
   #accepted = 0;
@@ -60,61 +68,115 @@ export class CollectorShard extends DurableObject<Env> {
       this.#store = new RollupStore(ctx.storage.sql);
       this.#hot = new HotWindows(this.#store);
       this.#hot.restore();
+      // Before the replay: the journal's events are not in the seconds yet, and go in through it.
+      this.#minutes.load(this.#store.unwrittenMinutes(Date.now()));
       for (const e of this.#store.emitters()) {
         this.#emitters.set(e.emitter, { floor: e.floor, ranges: e.ranges, lastSeen: e.lastSeen });
       }
       for (const row of this.#store.journal()) {
         // The journal holds accepted events only; they count as accepted until the flush moves them.
-        for (const e of JSON.parse(row.events) as DecisionEvent[]) if (this.#admit(e)) this.#accepted++;
+        for (const [units] of JSON.parse(row.events) as ShardBatchWire[]) {
+          for (const u of units) if (this.#admit(u) === 'none') this.#accepted += unitSize(u[2]);
+        }
         this.#journalUpTo = row.seq;
       }
       if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + HOUSEKEEPING_MS);
     });
   }
 
-  /** Takes a batch of valid events (a JSON array, validated by the caller) that route here. */
-  async ingest(eventsJson: string): Promise<ShardIngestResult> {
-    const events = JSON.parse(eventsJson) as DecisionEvent[];
+  /**
+   * Takes a batch of valid events that route here (shard-batch.ts, built by the Worker). Each unit
+   * (one emitter's events) is admitted or refused whole; `partial` names the emitters of units this
+   * shard had seen in part, which the caller sends again one event per unit.
+   */
+  async ingest(batch: string): Promise<ShardIngestResult> {
     const now = Date.now();
-    const accepted: DecisionEvent[] = [];
+    const [units, repeated] = JSON.parse(batch) as ShardBatchWire;
+    const admitted: WireUnit[] = [];
+    let journaled: Promise<void> | undefined;
+    const partial: string[] = [];
+    let accepted = 0;
+    let duplicates = repeated;
     let oldest = now;
-    for (const e of events) {
-      if (this.#admit(e)) {
-        accepted.push(e);
-        if (e.ts < oldest) oldest = e.ts;
-      }
+    for (const u of units) {
+      const n = unitSize(u[2]);
+      const verdict = this.#admit(u);
+      if (verdict === 'none') {
+        admitted.push(u);
+        accepted += n;
+        const first = u[3].length > 0 ? u[3][0]![4] : u[4][0]!.ts;
+        if (first < oldest) oldest = first;
+      } else if (verdict === 'all') duplicates += n;
+      else partial.push(u[0]);
     }
-    const duplicates = events.length - accepted.length;
     this.#duplicates += duplicates;
     this.#lastIngestAt = now;
-    if (accepted.length > 0) {
-      this.#accepted += accepted.length;
+    if (accepted > 0) {
+      this.#accepted += accepted;
       this.#lagMs = now - oldest;
-      this.#journalUpTo = this.#store.appendJournal(duplicates === 0 ? eventsJson : JSON.stringify(accepted));
-      this.#ae.enqueue(toDataPoints(accepted));
+      const whole = admitted.length === units.length && repeated === 0;
+      journaled = this.#journal(whole ? batch : JSON.stringify([admitted, 0]));
+      // Rows get their points when they are flushed, one per (key, decision, second).
+      const points: AnalyticsEngineDataPoint[] = [];
+      for (const u of admitted) for (const e of u[4]) points.push(toDataPoint(e));
+      if (points.length > 0) this.#ae.enqueue(points);
     }
     this.#ae.drain();
     if (this.#rollups.size >= FLUSH_ROWS || this.#trail.length >= FLUSH_ROWS) this.flush();
     else this.#scheduleFlush();
-    return { accepted: accepted.length, duplicates };
+    await journaled;
+    return partial.length > 0 ? { accepted, duplicates, partial } : { accepted, duplicates };
   }
 
-  /** Dedupes one event and, when new, folds it into the in-memory aggregates. */
-  #admit(e: DecisionEvent): boolean {
-    const colon = e.id.lastIndexOf(':');
-    const emitterId = e.id.slice(0, colon);
-    const seq = Number(e.id.slice(colon + 1));
+  /**
+   * Dedupes one unit against what this shard has seen of its emitter and, when it is all new, folds
+   * it into the in-memory aggregates. Returns how much of it was seen before.
+   */
+  #admit(u: WireUnit): Overlap {
+    const [emitterId, lastTs, intervals, rows, events] = u;
     let emitter = this.#emitters.get(emitterId);
     if (!emitter) {
       emitter = { ...emptyRanges(), lastSeen: 0 };
       this.#emitters.set(emitterId, emitter);
     }
-    if (!markSeen(emitter, seq)) return false;
-    if (e.ts > emitter.lastSeen) emitter.lastSeen = e.ts;
+    const seen = overlapOf(emitter, intervals);
+    if (seen !== 'none') return seen;
+    markIntervals(emitter, intervals);
+    if (lastTs > emitter.lastSeen) emitter.lastSeen = lastTs;
     this.#dirtyEmitters.add(emitterId);
-    this.#rollups.add(e);
-    if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
-    return true;
+    for (const r of rows) this.#rollups.addRow(r);
+    for (const e of events) {
+      this.#rollups.add(e);
+      if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
+    }
+    return 'none';
+  }
+
+  /**
+   * Group commit: every storage write ends in a commit (about 200 µs here, whatever its size), so
+   * the calls that arrive before the next turn share one journal row. Each call's answer waits for
+   * it. A flush in between covers what is queued (those events are in the rollups it writes).
+   */
+  #journal(batch: string): Promise<void> {
+    this.#journalQueue.push(batch);
+    this.#journalWrite ??= new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        const queued = this.#journalQueue;
+        this.#journalQueue = [];
+        this.#journalWrite = null;
+        try {
+          if (queued.length > 0) {
+            this.#journalUpTo = this.#store.appendJournal(`[${queued.join(',')}]`);
+            this.#groupedCalls += queued.length;
+            this.#groupWrites++;
+          }
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      }, 0);
+    });
+    return this.#journalWrite;
   }
 
   #scheduleFlush(): void {
@@ -131,8 +193,16 @@ export class CollectorShard extends DurableObject<Env> {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = null;
     }
+    const now = Date.now();
     if (this.#journalUpTo === 0 && this.#dirtyEmitters.size === 0) {
-      this.#hot.close();
+      const closed = this.#minutes.closeDue(now);
+      this.ctx.storage.transactionSync(() => {
+        if (closed) {
+          this.#store.writeMinutes(closed.rows);
+          this.#store.setMark('minutes_through', closed.through);
+        }
+        this.#hot.close();
+      });
       return;
     }
     const emitters: EmitterState[] = [];
@@ -140,13 +210,17 @@ export class CollectorShard extends DurableObject<Env> {
       const e = this.#emitters.get(id)!;
       emitters.push({ emitter: id, floor: e.floor, ranges: e.ranges, lastSeen: e.lastSeen });
     }
+    const rows = this.#rollups.drain();
     const flush = {
-      rows: this.#rollups.drain(),
+      rows,
+      lateRows: this.#minutes.add(rows, now),
+      closedMinutes: this.#minutes.closeDue(now),
       trail: this.#trail,
       emitters,
       journalUpTo: this.#journalUpTo,
     };
     this.#trail = [];
+    this.#journalQueue = [];
     this.#dirtyEmitters.clear();
     this.#journalUpTo = 0;
     this.ctx.storage.transactionSync(() => {
@@ -154,7 +228,7 @@ export class CollectorShard extends DurableObject<Env> {
       // however many events it had, and queries flush first, so they still see everything. Before
       // the write: a bucket that opens now rebuilds from what was flushed before these rows.
       for (const r of flush.rows) {
-        for (const scope of scopesOf(r.ns, r.pattern, r.decision)) this.#hot.add(scope, r.key, r.t, r.count);
+        this.#hot.add(this.#scopesOf(r.ns, r.pattern, r.decision), r.key, r.t, r.count);
       }
       this.#store.write(flush);
       // After the write: late events' buckets are re-summarized from the rollups that now hold them.
@@ -166,6 +240,31 @@ export class CollectorShard extends DurableObject<Env> {
     this.#accepted = 0;
     this.#duplicates = 0;
     this.#ae.dropped = 0;
+    // Rows' data points go once the rows are durable: one per (key, decision, second).
+    const points: AnalyticsEngineDataPoint[] = [];
+    for (const r of flush.rows) if (!r.own) points.push(rowPoint(r));
+    this.#ae.enqueue(points);
+  }
+
+  /**
+   * Flushes for a query; one that reads the minutes (windows past an hour) also gets the open
+   * minutes, written whole (the close writes them whole again).
+   */
+  #flushFor(windowSec: number): void {
+    this.flush();
+    if (tableFor(windowSec).table === 'kw_minutes') this.#store.writeMinutes(this.#minutes.open());
+  }
+
+  /** `scopesOf`, remembered: a flush asks it once per rollup row, of a few dozen combinations. */
+  #scopesOf(ns: string, pattern: string, decision: string): string[] {
+    const id = `${ns}\u0000${pattern}\u0000${decision}`;
+    let scopes = this.#scopes.get(id);
+    if (scopes === undefined) {
+      if (this.#scopes.size >= 10_000) this.#scopes.clear();
+      scopes = scopesOf(ns, pattern, decision);
+      this.#scopes.set(id, scopes);
+    }
+    return scopes;
   }
 
   override async alarm(): Promise<void> {
@@ -191,7 +290,7 @@ export class CollectorShard extends DurableObject<Env> {
     exact: boolean;
     keys: { key: string; count: number; error: number }[];
   } {
-    this.flush();
+    this.#flushFor(q.windowSec);
     const scope = q.exact ? null : hotScope(q.ns, q.pattern, q.decision);
     const r = scope === null ? null : this.#hot.query(scope, q.windowSec);
     if (r) return { total: r.total, exact: false, keys: r.keys.slice(0, q.limit) };
@@ -200,17 +299,17 @@ export class CollectorShard extends DurableObject<Env> {
   }
 
   series(q: { ns: string; key: string; from: number; windowSec: number; stepMs: number }): SeriesPoint[] {
-    this.flush();
+    this.#flushFor(q.windowSec);
     return this.#store.series(q);
   }
 
   totals(q: { from: number; windowSec: number; ns?: string }): DecisionTotal[] {
-    this.flush();
+    this.#flushFor(q.windowSec);
     return this.#store.totals(q);
   }
 
   keyTimeCounts(q: { ns: string; from: number; windowSec: number; stepMs: number }) {
-    this.flush();
+    this.#flushFor(q.windowSec);
     return this.#store.keyTimeCounts(q);
   }
 
@@ -244,6 +343,7 @@ export class CollectorShard extends DurableObject<Env> {
       aeDropped: (counters.ae_dropped ?? 0) + this.#ae.dropped,
       lagMs: this.#lagMs,
       lastIngestAt: this.#lastIngestAt,
+      journalCallsPerWrite: this.#groupWrites > 0 ? this.#groupedCalls / this.#groupWrites : 0,
     };
   }
 }

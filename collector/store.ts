@@ -2,9 +2,10 @@
 // `INSERT … SELECT … FROM json_each(?) … ON CONFLICT` per table per flush (≈ 2.8 µs a row, against
 // ≈ 4.5 µs for a statement per row), and flushes stay small so none blocks the thread for long.
 
+import { fnv1a32 } from './hash';
 import { parseHotScope, type Summary, type SummaryStore, scopesOf, TIERS } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
-import type { RollupRow } from './rollups';
+import type { MinuteRow, RollupRow } from './rollups';
 
 export const RETENTION = {
   /** 1 s buckets serve windows up to an hour */
@@ -19,17 +20,24 @@ export const RETENTION = {
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS kw_journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, events TEXT NOT NULL)`,
-  ...['kw_rollup_s', 'kw_rollup_m'].flatMap((t) => [
+  ...['kw_seconds', 'kw_minutes'].flatMap((t) => [
     `CREATE TABLE IF NOT EXISTS ${t} (ns TEXT NOT NULL, key TEXT NOT NULL, pattern TEXT NOT NULL,
       decision TEXT NOT NULL, t INTEGER NOT NULL, count INTEGER NOT NULL, vsum REAL NOT NULL,
       vmin REAL, vmax REAL, vn INTEGER NOT NULL, dsum REAL NOT NULL, dn INTEGER NOT NULL,
-      PRIMARY KEY (ns, key, pattern, decision, t)) WITHOUT ROWID`,
-    `CREATE INDEX IF NOT EXISTS ${t}_by_time ON ${t} (t, ns)`,
+      PRIMARY KEY (t, ns, key, pattern, decision)) WITHOUT ROWID`,
   ]),
-  `CREATE TABLE IF NOT EXISTS kw_trail (request_id TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL,
-    ns TEXT NOT NULL, key TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (request_id, id)) WITHOUT ROWID`,
-  `CREATE INDEX IF NOT EXISTS kw_trail_by_key ON kw_trail (ns, key, ts)`,
-  `CREATE INDEX IF NOT EXISTS kw_trail_by_time ON kw_trail (ts)`,
+  // Rows append in ingest order; the lookups go through small integer indexes (hashes, checked
+  // against the text), which stay cheap to insert into at any size.
+  `CREATE TABLE IF NOT EXISTS kw_trail_events (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL,
+    request_hash INTEGER NOT NULL, key_hash INTEGER NOT NULL, request_id TEXT NOT NULL, ns TEXT NOT NULL,
+    key TEXT NOT NULL, event TEXT NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS kw_trail_events_by_request ON kw_trail_events (request_hash)`,
+  `CREATE INDEX IF NOT EXISTS kw_trail_events_by_key ON kw_trail_events (key_hash, ts)`,
+  `CREATE INDEX IF NOT EXISTS kw_trail_events_by_time ON kw_trail_events (ts)`,
+  // Layouts before time-first rollups and the appended trail: derived local data, rebuilt as it comes.
+  `DROP TABLE IF EXISTS kw_rollup_s`,
+  `DROP TABLE IF EXISTS kw_rollup_m`,
+  `DROP TABLE IF EXISTS kw_trail`,
   `CREATE TABLE IF NOT EXISTS kw_emitters (emitter TEXT PRIMARY KEY, floor INTEGER NOT NULL,
     ranges TEXT NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID`,
   // Monotonic since the shard began (Prometheus counters), unlike the rollups, which expire.
@@ -39,6 +47,8 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS kw_hot_summaries (tier TEXT NOT NULL, ns TEXT NOT NULL, t INTEGER NOT NULL,
     summary TEXT NOT NULL, PRIMARY KEY (tier, ns, t)) WITHOUT ROWID`,
   `CREATE TABLE IF NOT EXISTS kw_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
+  // Positions, not sums: `minutes_through` = every minute before it is written to kw_minutes.
+  `CREATE TABLE IF NOT EXISTS kw_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
 ];
 
 const ROW_COLUMNS = `value->>0 AS ns, value->>1 AS key, value->>2 AS pattern, value->>3 AS decision,
@@ -50,25 +60,31 @@ const MERGE = `ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = 
   vmax = max(coalesce(vmax, excluded.vmax), coalesce(excluded.vmax, vmax)),
   vn = vn + excluded.vn, dsum = dsum + excluded.dsum, dn = dn + excluded.dn`;
 
-const UPSERT_SECONDS = `INSERT INTO kw_rollup_s (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
+const UPSERT_SECONDS = `INSERT INTO kw_seconds (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
   SELECT ${ROW_COLUMNS} FROM json_each(?) WHERE true ${MERGE}`;
 
-const UPSERT_MINUTES = `INSERT INTO kw_rollup_m (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
+const UPSERT_MINUTES = `INSERT INTO kw_minutes (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
   SELECT ns, key, pattern, decision, t / 60000 * 60000, sum(count), sum(vsum), min(vmin), max(vmax),
     sum(vn), sum(dsum), sum(dn)
   FROM (SELECT ${ROW_COLUMNS} FROM json_each(?)) GROUP BY 1, 2, 3, 4, 5 ${MERGE}`;
+
+const REPLACE_MINUTES = `INSERT OR REPLACE INTO kw_minutes (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
+  SELECT ${ROW_COLUMNS} FROM json_each(?)`;
 
 const UPSERT_TOTALS = `INSERT INTO kw_decision_totals (ns, pattern, decision, count, vsum)
   SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?) WHERE true
   ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = vsum + excluded.vsum`;
 
 // Positional arrays: a path lookup by name per column costs more than the insert itself.
-const INSERT_TRAIL = `INSERT OR IGNORE INTO kw_trail (request_id, id, ts, ns, key, event)
-  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->5 FROM json_each(?)`;
+const INSERT_TRAIL = `INSERT INTO kw_trail_events (ts, request_hash, key_hash, request_id, ns, key, event)
+  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->6 FROM json_each(?)`;
 
 const UPSERT_EMITTERS = `INSERT INTO kw_emitters (emitter, floor, ranges, last_seen)
   SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
   ON CONFLICT DO UPDATE SET floor = excluded.floor, ranges = excluded.ranges, last_seen = excluded.last_seen`;
+
+/** How far ahead of the shard's clock a series looks: producers may be up to 5 minutes ahead. */
+const SERIES_FUTURE_MS = 5 * 60_000;
 
 /** A hot-keys question as one shard takes it: `from` is the window's first bucket. */
 export type ShardHotKeysQuery = {
@@ -85,7 +101,12 @@ export type ShardHotKeysQuery = {
 export type EmitterState = { emitter: string; floor: number; ranges: number[]; lastSeen: number };
 
 export type Flush = {
+  /** seconds rows */
   rows: RollupRow[];
+  /** minutes that closed, whole (they replace what the minute held), and up to where */
+  closedMinutes?: { through: number; rows: MinuteRow[] } | null;
+  /** seconds rows of minutes closed before: added to their minute */
+  lateRows?: RollupRow[];
   trail: TrailEvent[];
   emitters: EmitterState[];
   journalUpTo: number;
@@ -94,8 +115,8 @@ export type Flush = {
 /** Which rollup table answers a window: seconds while they are kept, minutes beyond. */
 export function tableFor(windowSec: number): { table: string; bucketMs: number } {
   return windowSec * 1000 <= RETENTION.secondsMs
-    ? { table: 'kw_rollup_s', bucketMs: 1000 }
-    : { table: 'kw_rollup_m', bucketMs: 60_000 };
+    ? { table: 'kw_seconds', bucketMs: 1000 }
+    : { table: 'kw_minutes', bucketMs: 60_000 };
 }
 
 export class RollupStore implements SummaryStore {
@@ -132,24 +153,7 @@ export class RollupStore implements SummaryStore {
   /** Folds a flush into the tables; the caller runs it inside one transaction with the journal cut. */
   write(f: Flush): void {
     if (f.rows.length > 0) {
-      const json = JSON.stringify(
-        f.rows.map((r) => [
-          r.ns,
-          r.key,
-          r.pattern,
-          r.decision,
-          r.t,
-          r.count,
-          r.vsum,
-          r.vmin,
-          r.vmax,
-          r.vn,
-          r.dsum,
-          r.dn,
-        ]),
-      );
-      this.sql.exec(UPSERT_SECONDS, json);
-      this.sql.exec(UPSERT_MINUTES, json);
+      this.sql.exec(UPSERT_SECONDS, rowsJson(f.rows));
       // A handful of (ns, pattern, decision) totals: add them up here rather than in SQL.
       const totals = new Map<string, [string, string, string, number, number]>();
       for (const r of f.rows) {
@@ -162,10 +166,17 @@ export class RollupStore implements SummaryStore {
       }
       this.sql.exec(UPSERT_TOTALS, JSON.stringify([...totals.values()]));
     }
+    if (f.lateRows && f.lateRows.length > 0) this.sql.exec(UPSERT_MINUTES, rowsJson(f.lateRows));
+    if (f.closedMinutes) {
+      this.writeMinutes(f.closedMinutes.rows);
+      this.setMark('minutes_through', f.closedMinutes.through);
+    }
     if (f.trail.length > 0) {
       this.sql.exec(
         INSERT_TRAIL,
-        JSON.stringify(f.trail.map((e) => [e.requestId, e.id, e.ts, e.ns, e.key, e])),
+        JSON.stringify(
+          f.trail.map((e) => [e.ts, fnv1a32(e.requestId), keyHash(e.ns, e.key), e.requestId, e.ns, e.key, e]),
+        ),
       );
     }
     if (f.emitters.length > 0) {
@@ -175,6 +186,37 @@ export class RollupStore implements SummaryStore {
       );
     }
     if (f.journalUpTo > 0) this.sql.exec('DELETE FROM kw_journal WHERE seq <= ?', f.journalUpTo);
+  }
+
+  /** Writes minute rows whole: each replaces its (minute, ns, key, pattern, decision) row. */
+  writeMinutes(rows: readonly MinuteRow[]): void {
+    if (rows.length > 0) this.sql.exec(REPLACE_MINUTES, rowsJson(rows));
+  }
+
+  /**
+   * The minutes not yet written (from `minutes_through` on), rebuilt from the seconds: after a
+   * restart they go back into the shard's MinuteBuffer.
+   */
+  unwrittenMinutes(now: number): MinuteRow[] {
+    // Never written before: the seconds' whole hour may hold minutes of a shard that ran before.
+    const from = this.mark('minutes_through') ?? now - RETENTION.secondsMs;
+    return this.sql
+      .exec<MinuteRow>(
+        `SELECT ns, key, pattern, decision, t - t % 60000 AS t, sum(count) AS count, sum(vsum) AS vsum,
+           min(vmin) AS vmin, max(vmax) AS vmax, sum(vn) AS vn, sum(dsum) AS dsum, sum(dn) AS dn
+         FROM kw_seconds WHERE t >= ? GROUP BY 5, 1, 2, 3, 4`,
+        from - (from % 60_000),
+      )
+      .toArray();
+  }
+
+  mark(name: string): number | null {
+    const r = this.sql.exec<{ value: number }>('SELECT value FROM kw_marks WHERE name = ?', name).toArray();
+    return r.length > 0 ? r[0]!.value : null;
+  }
+
+  setMark(name: string, value: number): void {
+    this.sql.exec('INSERT OR REPLACE INTO kw_marks (name, value) VALUES (?, ?)', name, value);
   }
 
   addCounter(name: string, delta: number): void {
@@ -226,8 +268,7 @@ export class RollupStore implements SummaryStore {
   }
 
   flushedCounts(tier: string, scope: string, from: number, to: number): { key: string; count: number }[] {
-    // The long tier's 1 min buckets are exactly the minute rollups, kept past the seconds' hour.
-    const table = tier === 'long' ? 'kw_rollup_m' : 'kw_rollup_s';
+    const table = rollupsFor(tier, from);
     const { ns, pattern, decision } = parseHotScope(scope);
     const where = ['t >= ?', 't < ?', 'ns = ?'];
     const args: (string | number)[] = [from, to, ns];
@@ -248,7 +289,7 @@ export class RollupStore implements SummaryStore {
   }
 
   scopesSince(tier: string, from: number): string[] {
-    const table = tier === 'long' ? 'kw_rollup_m' : 'kw_rollup_s';
+    const table = rollupsFor(tier, from);
     const scopes = new Set<string>();
     for (const r of this.sql.exec<{ ns: string; pattern: string; decision: string }>(
       `SELECT DISTINCT ns, pattern, decision FROM ${table} WHERE t >= ?`,
@@ -262,9 +303,9 @@ export class RollupStore implements SummaryStore {
   /** Drops what is past retention; returns how many rows went. */
   prune(now: number): number {
     let removed = 0;
-    removed += this.sql.exec('DELETE FROM kw_rollup_s WHERE t < ?', now - RETENTION.secondsMs).rowsWritten;
-    removed += this.sql.exec('DELETE FROM kw_rollup_m WHERE t < ?', now - RETENTION.minutesMs).rowsWritten;
-    removed += this.sql.exec('DELETE FROM kw_trail WHERE ts < ?', now - RETENTION.trailMs).rowsWritten;
+    removed += this.sql.exec('DELETE FROM kw_seconds WHERE t < ?', now - RETENTION.secondsMs).rowsWritten;
+    removed += this.sql.exec('DELETE FROM kw_minutes WHERE t < ?', now - RETENTION.minutesMs).rowsWritten;
+    removed += this.sql.exec('DELETE FROM kw_trail_events WHERE ts < ?', now - RETENTION.trailMs).rowsWritten;
     removed += this.sql.exec(
       'DELETE FROM kw_emitters WHERE last_seen < ?',
       now - RETENTION.emitterMs,
@@ -305,8 +346,22 @@ export class RollupStore implements SummaryStore {
     return { total: total ?? 0, keys };
   }
 
-  series(q: { ns: string; key: string; from: number; windowSec: number; stepMs: number }): SeriesPoint[] {
-    const { table } = tableFor(q.windowSec);
+  /**
+   * One key's buckets. The tables are ordered by time first (appends are cheap at any rate), so this
+   * seeks (t, ns, key) once per bucket of the window instead of scanning every key's rows.
+   */
+  series(q: {
+    ns: string;
+    key: string;
+    from: number;
+    windowSec: number;
+    stepMs: number;
+    now?: number;
+  }): SeriesPoint[] {
+    const { table, bucketMs } = tableFor(q.windowSec);
+    const first = q.from + ((bucketMs - (q.from % bucketMs)) % bucketMs);
+    // Producers may run up to MAX_FUTURE_MS ahead of this clock.
+    const last = Math.max(q.now ?? Date.now(), q.from + q.windowSec * 1000) + SERIES_FUTURE_MS;
     const rows = this.sql.exec<{
       b: number;
       pattern: string;
@@ -317,13 +372,17 @@ export class RollupStore implements SummaryStore {
       vmax: number | null;
       vn: number;
     }>(
-      `SELECT t - t % ?1 AS b, pattern, decision, sum(count) AS count, sum(vsum) AS vsum, min(vmin) AS vmin,
-         max(vmax) AS vmax, sum(vn) AS vn
-       FROM ${table} WHERE ns = ?2 AND key = ?3 AND t >= ?4 GROUP BY b, pattern, decision ORDER BY b`,
+      `WITH RECURSIVE buckets(t) AS (SELECT ?1 UNION ALL SELECT t + ?2 FROM buckets WHERE t + ?2 <= ?3)
+       SELECT r.t - r.t % ?4 AS b, pattern, decision, sum(count) AS count, sum(vsum) AS vsum,
+         min(vmin) AS vmin, max(vmax) AS vmax, sum(vn) AS vn
+       FROM buckets CROSS JOIN ${table} r ON r.t = buckets.t AND r.ns = ?5 AND r.key = ?6
+       GROUP BY b, pattern, decision ORDER BY b`,
+      first,
+      bucketMs,
+      last,
       q.stepMs,
       q.ns,
       q.key,
-      q.from,
     );
     const points = new Map<number, SeriesPoint>();
     for (const r of rows) {
@@ -379,7 +438,11 @@ export class RollupStore implements SummaryStore {
 
   lookup(requestId: string): TrailEvent[] {
     return this.sql
-      .exec<{ event: string }>('SELECT event FROM kw_trail WHERE request_id = ? ORDER BY ts, id', requestId)
+      .exec<{ event: string }>(
+        'SELECT event FROM kw_trail_events WHERE request_hash = ? AND request_id = ? ORDER BY ts, seq',
+        fnv1a32(requestId),
+        requestId,
+      )
       .toArray()
       .map((r) => trailEvent(r.event));
   }
@@ -387,7 +450,8 @@ export class RollupStore implements SummaryStore {
   recentTrail(ns: string, key: string, limit: number): TrailEvent[] {
     return this.sql
       .exec<{ event: string }>(
-        'SELECT event FROM kw_trail WHERE ns = ? AND key = ? ORDER BY ts DESC LIMIT ?',
+        'SELECT event FROM kw_trail_events WHERE key_hash = ? AND ns = ? AND key = ? ORDER BY ts DESC LIMIT ?',
+        keyHash(ns, key),
         ns,
         key,
         limit,
@@ -395,6 +459,38 @@ export class RollupStore implements SummaryStore {
       .toArray()
       .map((r) => trailEvent(r.event));
   }
+}
+
+function keyHash(ns: string, key: string): number {
+  return fnv1a32(`${ns}\u0000${key}`);
+}
+
+/**
+ * Where a sketch tier's flushed counts are: the seconds while they are kept (they hold every flushed
+ * event at once; a minute is written only when it closes), the minutes before that.
+ */
+function rollupsFor(tier: string, from: number): string {
+  return tier === 'long' && from < Date.now() - RETENTION.secondsMs + 60_000 ? 'kw_minutes' : 'kw_seconds';
+}
+
+/** Rollup rows as positional arrays for json_each (a path lookup by name costs more than the insert). */
+function rowsJson(rows: readonly MinuteRow[]): string {
+  return JSON.stringify(
+    rows.map((r) => [
+      r.ns,
+      r.key,
+      r.pattern,
+      r.decision,
+      r.t,
+      r.count,
+      r.vsum,
+      r.vmin,
+      r.vmax,
+      r.vn,
+      r.dsum,
+      r.dn,
+    ]),
+  );
 }
 
 /** A stored event as the trail shows it: the contract version is the storage's business. */

@@ -3,7 +3,9 @@
 // (validate.test.ts) holds it to the same verdict as `decisionEventSchema` on any input.
 import { DECISIONS, type DecisionEvent, LIMITS, type Pattern, parseEventId, utf8Bytes } from './contract';
 
-export type Verdict = { ok: true; event: DecisionEvent } | { ok: false; code: string; message: string };
+export type Verdict =
+  | { ok: true; event: DecisionEvent; emitter: string; seq: number }
+  | { ok: false; code: string; message: string };
 
 const REQUIRED = ['v', 'id', 'ts', 'ns', 'key', 'pattern', 'decision', 'count'] as const;
 const OPTIONAL_NUMBERS = ['value', 'min', 'max', 'durationMs'] as const;
@@ -55,7 +57,8 @@ export function validateEvent(input: unknown): Verdict {
     text(e.key, 'key', LIMITS.keyBytes) ??
     int(e.count, 'count', 1, Number.MAX_SAFE_INTEGER);
   if (bad) return bad;
-  if (parseEventId(e.id as string) === null)
+  const id = parseEventId(e.id as string);
+  if (id === null)
     return fail('invalid_id', 'id must be "<emitterId>:<seq>" with seq a non-negative integer');
   const decisions = typeof e.pattern === 'string' ? DECISION_SETS.get(e.pattern) : undefined;
   if (!decisions)
@@ -81,5 +84,10 @@ export function validateEvent(input: unknown): Verdict {
     (e.shard === undefined ? null : int(e.shard, 'shard', 0, 65535)) ??
     (e.epoch === undefined ? null : int(e.epoch, 'epoch', 0, Number.MAX_SAFE_INTEGER));
   if (optional) return optional;
-  return { ok: true, event: e as unknown as DecisionEvent & { pattern: Pattern } };
+  return {
+    ok: true,
+    event: e as unknown as DecisionEvent & { pattern: Pattern },
+    emitter: id.emitter,
+    seq: id.seq,
+  };
 }

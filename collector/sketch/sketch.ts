@@ -105,11 +105,20 @@ export class HeavyHitters {
 
   /** Count `weight` more occurrences of `key` (an event's `count`). */
   add(key: string, weight = 1): void {
+    fingerprint(key);
+    this.addFingerprinted(key, weight, fpLo, fpHi);
+  }
+
+  /** The 64-bit fingerprint `add` hashes a key to: hash once, add to many sketches. */
+  static fingerprint(key: string): { lo: number; hi: number } {
+    fingerprint(key);
+    return { lo: fpLo, hi: fpHi };
+  }
+
+  /** `add` with the key's fingerprint already computed (`HeavyHitters.fingerprint`). */
+  addFingerprinted(key: string, weight: number, lo: number, hi: number): void {
     if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError('weight must be an integer ≥ 1');
     this.weight += weight;
-    fingerprint(key);
-    const lo = fpLo;
-    const hi = fpHi;
     const fp = this.fp;
     const stored = this.stored;
     const mask = this.mask;
