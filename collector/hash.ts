@@ -29,7 +29,11 @@ export function fnv1a64Hex(s: string): string {
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
-/** Which collector shard owns `ns:key`. */
+/** Which collector shard owns `ns:key`: fnv1a32(`${ns}:${key}`), without building the string. */
 export function shardOf(ns: string, key: string, shards: number): number {
-  return fnv1a32(`${ns}:${key}`) % shards;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ns.length; i++) h = Math.imul(h ^ ns.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 58, 0x01000193); // ':'
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % shards;
 }

@@ -4,7 +4,7 @@
 // point must not mix — events with and without a value or a duration, a split key's shard and
 // epoch, events that have their own point — which the store's upsert then adds up.
 import type { DecisionEvent } from './contract';
-import type { WireRow } from './shard-batch';
+import type { WireGroup } from './shard-batch';
 
 export type RollupRow = {
   ns: string;
@@ -32,17 +32,19 @@ export type RollupRow = {
 };
 
 export class RollupBuffer {
-  #rows = new Map<string, RollupRow>();
+  /** rows by `${ns}\0${key}`: a key has a handful of rows between flushes, found by a scan */
+  #keys = new Map<string, RollupRow[]>();
+  #size = 0;
 
   get size(): number {
-    return this.#rows.size;
+    return this.#size;
   }
 
   add(e: DecisionEvent): void {
     const hasValue = e.value !== undefined;
-    const hasDuration = e.durationMs !== undefined;
     const value = e.value ?? 0;
     this.#merge(
+      this.#rowsOf(e.ns, e.key),
       e.ns,
       e.key,
       e.pattern,
@@ -55,7 +57,7 @@ export class RollupBuffer {
       hasValue ? (e.max ?? value) : null,
       hasValue ? e.count : 0,
       e.durationMs ?? 0,
-      hasDuration ? e.count : 0,
+      e.durationMs !== undefined ? e.count : 0,
       e.shard ?? -1,
       e.epoch ?? 0,
       e.ts,
@@ -63,29 +65,44 @@ export class RollupBuffer {
     );
   }
 
-  /** Folds in a row the Worker already coalesced (shard-batch.ts). */
-  addRow(r: WireRow): void {
-    this.#merge(
-      r[0],
-      r[1],
-      r[2],
-      r[3],
-      r[4],
-      r[5],
-      r[6],
-      r[7],
-      r[8],
-      r[9],
-      r[10],
-      r[11],
-      r[12],
-      r[13],
-      r[14],
-      false,
-    );
+  /** Folds in one key's rows as the Worker coalesced them (shard-batch.ts). */
+  addGroup([ns, key, wire]: WireGroup): void {
+    const rows = this.#rowsOf(ns, key);
+    for (const r of wire) {
+      this.#merge(
+        rows,
+        ns,
+        key,
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        false,
+      );
+    }
+  }
+
+  #rowsOf(ns: string, key: string): RollupRow[] {
+    const id = `${ns}\u0000${key}`;
+    let rows = this.#keys.get(id);
+    if (rows === undefined) {
+      rows = [];
+      this.#keys.set(id, rows);
+    }
+    return rows;
   }
 
   #merge(
+    rows: RollupRow[],
     ns: string,
     key: string,
     pattern: string,
@@ -103,43 +120,55 @@ export class RollupBuffer {
     ts: number,
     own: boolean,
   ): void {
-    const id = `${t}\u0000${ns}\u0000${key}\u0000${pattern}\u0000${decision}\u0000${vn > 0}\u0000${dn > 0}\u0000${shard}\u0000${epoch}\u0000${own}`;
-    const row = this.#rows.get(id);
-    if (row === undefined) {
-      this.#rows.set(id, {
-        ns,
-        key,
-        pattern,
-        decision,
-        t,
-        count,
-        vsum,
-        vmin,
-        vmax,
-        vn,
-        dsum,
-        dn,
-        shard,
-        epoch,
-        ts,
-        own,
-      });
-      return;
+    for (const row of rows) {
+      if (
+        row.t === t &&
+        row.decision === decision &&
+        row.pattern === pattern &&
+        row.own === own &&
+        row.shard === shard &&
+        row.epoch === epoch &&
+        row.vn > 0 === vn > 0 &&
+        row.dn > 0 === dn > 0
+      ) {
+        row.count += count;
+        row.vsum += vsum;
+        if (vmin !== null && (row.vmin === null || vmin < row.vmin)) row.vmin = vmin;
+        if (vmax !== null && (row.vmax === null || vmax > row.vmax)) row.vmax = vmax;
+        row.vn += vn;
+        row.dsum += dsum;
+        row.dn += dn;
+        return;
+      }
     }
-    row.count += count;
-    row.vsum += vsum;
-    if (vmin !== null && (row.vmin === null || vmin < row.vmin)) row.vmin = vmin;
-    if (vmax !== null && (row.vmax === null || vmax > row.vmax)) row.vmax = vmax;
-    row.vn += vn;
-    row.dsum += dsum;
-    row.dn += dn;
+    rows.push({
+      ns,
+      key,
+      pattern,
+      decision,
+      t,
+      count,
+      vsum,
+      vmin,
+      vmax,
+      vn,
+      dsum,
+      dn,
+      shard,
+      epoch,
+      ts,
+      own,
+    });
+    this.#size++;
   }
 
   /** Hands over every row and starts empty. */
   drain(): RollupRow[] {
-    const rows = [...this.#rows.values()];
-    this.#rows = new Map();
-    return rows;
+    const out: RollupRow[] = [];
+    for (const rows of this.#keys.values()) for (const r of rows) out.push(r);
+    this.#keys = new Map();
+    this.#size = 0;
+    return out;
   }
 }
 

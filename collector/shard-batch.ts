@@ -11,10 +11,8 @@
 import { type DecisionEvent, parseEventId } from './contract';
 import { emptyRanges, intervalsOf, markSeen, type SeenRanges } from './dedupe';
 
-/** [ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn, shard, epoch, ts] */
+/** [pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn, shard, epoch, ts] */
 export type WireRow = [
-  string,
-  string,
   string,
   string,
   number,
@@ -30,11 +28,14 @@ export type WireRow = [
   number,
 ];
 
+/** One key's rows: [ns, key, rows]. */
+export type WireGroup = [string, string, WireRow[]];
+
 /**
  * One emitter's part of a batch: its id, the newest event time, its seqs as flat inclusive
- * intervals, its rows and its whole events.
+ * intervals, its rows by key, and its whole events.
  */
-export type WireUnit = [string, number, number[], WireRow[], DecisionEvent[]];
+export type WireUnit = [string, number, number[], WireGroup[], DecisionEvent[]];
 
 /** [units, duplicates within the batch itself] */
 export type ShardBatchWire = [WireUnit[], number];
@@ -43,13 +44,14 @@ type Unit = {
   emitter: string;
   seen: SeenRanges;
   lastTs: number;
-  rows: WireRow[];
-  /** rows by their coalescing key, once a unit has too many to scan (an emitter of many keys) */
-  index: Map<string, WireRow> | null;
+  /** mostly one: an object emits for its own key */
+  groups: WireGroup[];
+  /** groups by `${ns}\0${key}`, once a unit has too many to scan (an emitter of many keys) */
+  index: Map<string, WireGroup> | null;
   events: DecisionEvent[];
 };
 
-const SCAN_ROWS = 8;
+const SCAN_GROUPS = 4;
 
 export class ShardBatchBuilder {
   #units = new Map<string, Unit>();
@@ -70,7 +72,7 @@ export class ShardBatchBuilder {
   add(e: DecisionEvent, emitter: string, seq: number): void {
     let u = this.singletons ? undefined : this.#units.get(emitter);
     if (u === undefined) {
-      u = { emitter, seen: emptyRanges(), lastTs: e.ts, rows: [], index: null, events: [] };
+      u = { emitter, seen: emptyRanges(), lastTs: e.ts, groups: [], index: null, events: [] };
       if (this.singletons) this.#singletons.push(u);
       else this.#units.set(emitter, u);
     }
@@ -84,66 +86,15 @@ export class ShardBatchBuilder {
       u.events.push(e);
       return;
     }
-    const t = e.ts - (e.ts % 1000);
-    const shard = e.shard ?? -1;
-    const epoch = e.epoch ?? 0;
-    const hasValue = e.value !== undefined;
-    const hasDuration = e.durationMs !== undefined;
-    let row: WireRow | undefined;
-    if (u.index === null) {
-      for (const r of u.rows) {
-        if (
-          r[4] === t &&
-          r[3] === e.decision &&
-          r[1] === e.key &&
-          r[0] === e.ns &&
-          r[2] === e.pattern &&
-          r[12] === shard &&
-          r[13] === epoch &&
-          r[9] > 0 === hasValue &&
-          r[11] > 0 === hasDuration
-        ) {
-          row = r;
-          break;
-        }
-      }
-    } else {
-      row = u.index.get(rowKey(e.ns, e.key, e.pattern, e.decision, t, shard, epoch, hasValue, hasDuration));
-    }
-    if (row === undefined) {
-      row = [e.ns, e.key, e.pattern, e.decision, t, 0, 0, null, null, 0, 0, 0, shard, epoch, e.ts];
-      u.rows.push(row);
-      if (u.index === null && u.rows.length > SCAN_ROWS) {
-        u.index = new Map(
-          u.rows.map((r) => [rowKey(r[0], r[1], r[2], r[3], r[4], r[12], r[13], r[9] > 0, r[11] > 0), r]),
-        );
-      } else if (u.index !== null) {
-        u.index.set(rowKey(e.ns, e.key, e.pattern, e.decision, t, shard, epoch, hasValue, hasDuration), row);
-      }
-    }
-    row[5] += e.count;
-    if (hasValue) {
-      const value = e.value!;
-      // A coalesced event stands for `count` values whose extremes are min/max.
-      const lo = e.min ?? value;
-      const hi = e.max ?? value;
-      row[6] += value;
-      row[7] = row[7] === null || lo < row[7] ? lo : row[7];
-      row[8] = row[8] === null || hi > row[8] ? hi : row[8];
-      row[9] += e.count;
-    }
-    if (hasDuration) {
-      row[10] += e.durationMs!;
-      row[11] += e.count;
-    }
+    addToRows(groupOf(u, e.ns, e.key)[2], e);
   }
 
   /** The wire form; empty units (all duplicates) are left out. */
   build(): ShardBatchWire {
     const units: WireUnit[] = [];
     for (const u of this.singletons ? this.#singletons : this.#units.values()) {
-      if (u.rows.length > 0 || u.events.length > 0)
-        units.push([u.emitter, u.lastTs, intervalsOf(u.seen), u.rows, u.events]);
+      if (u.groups.length > 0 || u.events.length > 0)
+        units.push([u.emitter, u.lastTs, intervalsOf(u.seen), u.groups, u.events]);
     }
     return [units, this.duplicates];
   }
@@ -153,18 +104,65 @@ export class ShardBatchBuilder {
   }
 }
 
-function rowKey(
-  ns: string,
-  key: string,
-  pattern: string,
-  decision: string,
-  t: number,
-  shard: number,
-  epoch: number,
-  hasValue: boolean,
-  hasDuration: boolean,
-): string {
-  return `${ns}\u0000${key}\u0000${pattern}\u0000${decision}\u0000${t}\u0000${shard}\u0000${epoch}\u0000${hasValue}\u0000${hasDuration}`;
+function groupOf(u: Unit, ns: string, key: string): WireGroup {
+  if (u.index === null) {
+    for (const g of u.groups) if (g[1] === key && g[0] === ns) return g;
+  } else {
+    const g = u.index.get(`${ns}\u0000${key}`);
+    if (g !== undefined) return g;
+  }
+  const g: WireGroup = [ns, key, []];
+  u.groups.push(g);
+  if (u.index !== null) u.index.set(`${ns}\u0000${key}`, g);
+  else if (u.groups.length > SCAN_GROUPS) u.index = new Map(u.groups.map((x) => [`${x[0]}\u0000${x[1]}`, x]));
+  return g;
+}
+
+/**
+ * Counts an event into its key's rows: one per (second, pattern, decision), kept apart by what one
+ * Analytics Engine point must not mix (with or without a value or a duration, a split key's shard
+ * and epoch). A key has a handful of rows in a batch, so a scan beats building a string key.
+ */
+export function addToRows(rows: WireRow[], e: DecisionEvent): void {
+  const t = e.ts - (e.ts % 1000);
+  const shard = e.shard ?? -1;
+  const epoch = e.epoch ?? 0;
+  const hasValue = e.value !== undefined;
+  const hasDuration = e.durationMs !== undefined;
+  let row: WireRow | undefined;
+  for (const r of rows) {
+    if (
+      r[2] === t &&
+      r[1] === e.decision &&
+      r[0] === e.pattern &&
+      r[10] === shard &&
+      r[11] === epoch &&
+      r[7] > 0 === hasValue &&
+      r[9] > 0 === hasDuration
+    ) {
+      row = r;
+      break;
+    }
+  }
+  if (row === undefined) {
+    row = [e.pattern, e.decision, t, 0, 0, null, null, 0, 0, 0, shard, epoch, e.ts];
+    rows.push(row);
+  }
+  row[3] += e.count;
+  if (hasValue) {
+    const value = e.value!;
+    // A coalesced event stands for `count` values whose extremes are min/max.
+    const lo = e.min ?? value;
+    const hi = e.max ?? value;
+    row[4] += value;
+    row[5] = row[5] === null || lo < row[5] ? lo : row[5];
+    row[6] = row[6] === null || hi > row[6] ? hi : row[6];
+    row[7] += e.count;
+  }
+  if (hasDuration) {
+    row[8] += e.durationMs!;
+    row[9] += e.count;
+  }
 }
 
 /** A shard batch of `events` (valid, routed to one shard): for producers inside the Worker and tests. */

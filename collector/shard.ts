@@ -104,8 +104,8 @@ export class CollectorShard extends DurableObject<Env> {
       if (verdict === 'none') {
         admitted.push(u);
         accepted += n;
-        const first = u[3].length > 0 ? u[3][0]![4] : u[4][0]!.ts;
-        if (first < oldest) oldest = first;
+        for (const g of u[3]) for (const r of g[2]) if (r[12] < oldest) oldest = r[12];
+        for (const e of u[4]) if (e.ts < oldest) oldest = e.ts;
       } else if (verdict === 'all') duplicates += n;
       else partial.push(u[0]);
     }
@@ -133,7 +133,7 @@ export class CollectorShard extends DurableObject<Env> {
    * it into the in-memory aggregates. Returns how much of it was seen before.
    */
   #admit(u: WireUnit): Overlap {
-    const [emitterId, lastTs, intervals, rows, events] = u;
+    const [emitterId, lastTs, intervals, groups, events] = u;
     let emitter = this.#emitters.get(emitterId);
     if (!emitter) {
       emitter = { ...emptyRanges(), lastSeen: 0 };
@@ -144,7 +144,7 @@ export class CollectorShard extends DurableObject<Env> {
     markIntervals(emitter, intervals);
     if (lastTs > emitter.lastSeen) emitter.lastSeen = lastTs;
     this.#dirtyEmitters.add(emitterId);
-    for (const r of rows) this.#rollups.addRow(r);
+    for (const g of groups) this.#rollups.addGroup(g);
     for (const e of events) {
       this.#rollups.add(e);
       if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
