@@ -25,7 +25,7 @@ export const AE_COLUMNS = {
   max: 'double7',
   hasValue: 'double8', // 1 when value/min/max are meaningful
   hasDuration: 'double9', // 1 when durationMs is meaningful
-  ts: 'double10', // the decision's own time, ms (AE's timestamp is when the point was written)
+  ts: 'double10', // the decision's own time, ms; a row's point: its second (AE's timestamp: when written)
 } as const;
 
 /** AE allows one index of at most 96 bytes, and 250 data points per invocation. */
@@ -85,7 +85,7 @@ export function rowPoint(r: RollupRow): AnalyticsEngineDataPoint {
       r.vmax ?? 0,
       r.vn > 0 ? 1 : 0,
       r.dn > 0 ? 1 : 0,
-      r.ts,
+      r.t,
     ],
   };
 }

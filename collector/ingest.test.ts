@@ -325,7 +325,19 @@ describe('CollectorShard storage', () => {
     });
     expect(points).toHaveLength(1);
     // count 40, value sum 0+…+39, min 0, max 39
-    expect(points[0]!.doubles).toEqual([40, 780, 0, -1, 0, 0, 39, 1, 0, events[0]!.ts]);
+    // A row's point carries its second as the decision time (one point per key, decision and second).
+    expect(points[0]!.doubles).toEqual([
+      40,
+      780,
+      0,
+      -1,
+      0,
+      0,
+      39,
+      1,
+      0,
+      events[0]!.ts - (events[0]!.ts % 1000),
+    ]);
     expect(points[0]!.blobs![6]).toBe('');
   });
 });

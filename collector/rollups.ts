@@ -4,7 +4,7 @@
 // point must not mix — events with and without a value or a duration, a split key's shard and
 // epoch, events that have their own point — which the store's upsert then adds up.
 import type { DecisionEvent } from './contract';
-import type { WireGroup } from './shard-batch';
+import { rowTime, type WireGroup } from './shard-batch';
 
 export type RollupRow = {
   ns: string;
@@ -25,8 +25,6 @@ export type RollupRow = {
   /** the split key's shard (-1: not split) and its epoch */
   shard: number;
   epoch: number;
-  /** the first event's own time */
-  ts: number;
   /** events with a requestId or traceId: each has its own data point, so the row writes none */
   own: boolean;
 };
@@ -60,13 +58,12 @@ export class RollupBuffer {
       e.durationMs !== undefined ? e.count : 0,
       e.shard ?? -1,
       e.epoch ?? 0,
-      e.ts,
       e.requestId !== undefined || e.traceId !== undefined,
     );
   }
 
-  /** Folds in one key's rows as the Worker coalesced them (shard-batch.ts). */
-  addGroup([ns, key, wire]: WireGroup): void {
+  /** Folds in one key's rows as the Worker coalesced them (shard-batch.ts) for a unit. */
+  addGroup([ns, key, wire]: WireGroup, unitLastTs: number): void {
     const rows = this.#rowsOf(ns, key);
     for (const r of wire) {
       this.#merge(
@@ -75,7 +72,7 @@ export class RollupBuffer {
         key,
         r[0],
         r[1],
-        r[2],
+        rowTime(r, unitLastTs),
         r[3],
         r[4],
         r[5],
@@ -83,9 +80,8 @@ export class RollupBuffer {
         r[7],
         r[8],
         r[9],
-        r[10],
-        r[11],
-        r[12],
+        r[10] ?? -1,
+        r[11] ?? 0,
         false,
       );
     }
@@ -117,7 +113,6 @@ export class RollupBuffer {
     dn: number,
     shard: number,
     epoch: number,
-    ts: number,
     own: boolean,
   ): void {
     for (const row of rows) {
@@ -156,7 +151,6 @@ export class RollupBuffer {
       dn,
       shard,
       epoch,
-      ts,
       own,
     });
     this.#size++;

@@ -11,7 +11,11 @@
 import { type DecisionEvent, parseEventId } from './contract';
 import { emptyRanges, intervalsOf, markSeen, type SeenRanges } from './dedupe';
 
-/** [pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn, shard, epoch, ts] */
+/**
+ * [pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn, shard, epoch]. On the wire `t` is
+ * whole seconds before the unit's newest second, and shard (-1) and epoch (0) are left off when a
+ * key is not split: every character is parsed twice (the shard, and a restart's journal replay).
+ */
 export type WireRow = [
   string,
   string,
@@ -23,10 +27,14 @@ export type WireRow = [
   number,
   number,
   number,
-  number,
-  number,
-  number,
+  number?,
+  number?,
 ];
+
+/** A row's bucket from its wire form (see WireRow). */
+export function rowTime(r: WireRow, unitLastTs: number): number {
+  return unitLastTs - (unitLastTs % 1000) - r[2] * 1000;
+}
 
 /** One key's rows: [ns, key, rows]. */
 export type WireGroup = [string, string, WireRow[]];
@@ -89,18 +97,29 @@ export class ShardBatchBuilder {
     addToRows(groupOf(u, e.ns, e.key)[2], e);
   }
 
-  /** The wire form; empty units (all duplicates) are left out. */
-  build(): ShardBatchWire {
+  /** The wire form; empty units (all duplicates) are left out. Rows are rewritten for the wire. */
+  #build(): ShardBatchWire {
     const units: WireUnit[] = [];
     for (const u of this.singletons ? this.#singletons : this.#units.values()) {
-      if (u.groups.length > 0 || u.events.length > 0)
-        units.push([u.emitter, u.lastTs, intervalsOf(u.seen), u.groups, u.events]);
+      if (u.groups.length === 0 && u.events.length === 0) continue;
+      const newest = u.lastTs - (u.lastTs % 1000);
+      for (const g of u.groups) {
+        for (const r of g[2]) {
+          r[2] = (newest - r[2]) / 1000;
+          if (r[10] === -1 && r[11] === 0) r.length = 10;
+        }
+      }
+      units.push([u.emitter, u.lastTs, intervalsOf(u.seen), u.groups, u.events]);
     }
     return [units, this.duplicates];
   }
 
+  #encoded: string | undefined;
+
+  /** The batch as the shard takes it (built once: further adds are not in it). */
   encode(): string {
-    return JSON.stringify(this.build());
+    this.#encoded ??= JSON.stringify(this.#build());
+    return this.#encoded;
   }
 }
 
@@ -145,7 +164,7 @@ export function addToRows(rows: WireRow[], e: DecisionEvent): void {
     }
   }
   if (row === undefined) {
-    row = [e.pattern, e.decision, t, 0, 0, null, null, 0, 0, 0, shard, epoch, e.ts];
+    row = [e.pattern, e.decision, t, 0, 0, null, null, 0, 0, 0, shard, epoch];
     rows.push(row);
   }
   row[3] += e.count;

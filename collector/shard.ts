@@ -9,7 +9,7 @@ import { emptyRanges, markIntervals, type Overlap, overlapOf, type SeenRanges } 
 import { HotWindows, hotScope, scopesOf } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import { MinuteBuffer, RollupBuffer } from './rollups';
-import { type ShardBatchWire, unitSize, type WireUnit } from './shard-batch';
+import { rowTime, type ShardBatchWire, unitSize, type WireUnit } from './shard-batch';
 import { type EmitterState, RETENTION, RollupStore, type ShardHotKeysQuery, tableFor } from './store';
 
 /** Flush when this many rollup rows or trail events are waiting, or after FLUSH_DELAY_MS. */
@@ -104,7 +104,7 @@ export class CollectorShard extends DurableObject<Env> {
       if (verdict === 'none') {
         admitted.push(u);
         accepted += n;
-        for (const g of u[3]) for (const r of g[2]) if (r[12] < oldest) oldest = r[12];
+        for (const g of u[3]) for (const r of g[2]) oldest = Math.min(oldest, rowTime(r, u[1]));
         for (const e of u[4]) if (e.ts < oldest) oldest = e.ts;
       } else if (verdict === 'all') duplicates += n;
       else partial.push(u[0]);
@@ -144,7 +144,7 @@ export class CollectorShard extends DurableObject<Env> {
     markIntervals(emitter, intervals);
     if (lastTs > emitter.lastSeen) emitter.lastSeen = lastTs;
     this.#dirtyEmitters.add(emitterId);
-    for (const g of groups) this.#rollups.addGroup(g);
+    for (const g of groups) this.#rollups.addGroup(g, lastTs);
     for (const e of events) {
       this.#rollups.add(e);
       if (e.requestId !== undefined) this.#trail.push(e as TrailEvent);
