@@ -1,6 +1,7 @@
-// One collector shard: owns the keys that hash to it. Accepted events are journaled (one row per
-// ingest call, so the answer goes out only once they are durable), aggregated in memory, and
-// folded into the rollup tables in small set-based flushes that cut the journal in the same
+// One collector shard: owns the keys that hash to it. It takes batches the Worker already coalesced
+// (shard-batch.ts), dedupes them per emitter, journals them (the calls of one turn share a row, so
+// the answer goes out only once they are durable), aggregates them in memory, and folds them into
+// the rollup tables in set-based flushes (about once a second) that cut the journal in the same
 // transaction. A restart replays the journal: nothing accepted is lost or counted twice.
 import { DurableObject } from 'cloudflare:workers';
 import { AnalyticsWriter } from './ae-writer';
