@@ -79,7 +79,7 @@ const UPSERT_TOTALS = `INSERT INTO kw_decision_totals (ns, pattern, decision, co
 
 // Positional arrays: a path lookup by name per column costs more than the insert itself.
 const INSERT_TRAIL = `INSERT INTO kw_trail_events (ts, request_hash, key_hash, request_id, ns, key, event)
-  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->6 FROM json_each(?)`;
+  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?)`;
 
 const UPSERT_EMITTERS = `INSERT INTO kw_emitters (emitter, floor, ranges, last_seen)
   SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
@@ -177,7 +177,16 @@ export class RollupStore implements SummaryStore {
       this.sql.exec(
         INSERT_TRAIL,
         JSON.stringify(
-          f.trail.map((e) => [e.ts, fnv1a32(e.requestId), keyHash(e.ns, e.key), e.requestId, e.ns, e.key, e]),
+          f.trail.map((e) => [
+            e.ts,
+            fnv1a32(e.requestId),
+            keyHash(e.ns, e.key),
+            e.requestId,
+            e.ns,
+            e.key,
+            // As text: SQLite re-renders a nested object row by row, which costs more than this.
+            JSON.stringify(e),
+          ]),
         ),
       );
     }
