@@ -221,6 +221,26 @@ describe('CollectorShard storage', () => {
     });
   });
 
+  it('answers concurrent calls only once their shared journal row is written, and a restart keeps them all', async () => {
+    const ns = 'journal.group';
+    let stub = shardFor(ns, 'k');
+    const calls = Array.from({ length: 20 }, (_, c) =>
+      Array.from({ length: 10 }, (_, i) => event({ ns, key: 'k', emitter: `group-${c}`, seq: i })),
+    );
+    const answers = await Promise.all(calls.map((events) => stub.ingest(encodeShardBatch(events))));
+    expect(answers.every((a) => a.accepted === 10 && a.duplicates === 0)).toBe(true);
+    // Check: the calls shared journal rows (group commit), and nothing was flushed yet.
+    const stats = await stub.stats();
+    expect(stats.journalCallsPerWrite).toBeGreaterThan(1);
+    expect(stats.journalRows).toBeLessThan(20);
+    // A restart before any flush: every answered call comes back from the journal, once.
+    await abortAllDurableObjects();
+    stub = shardFor(ns, 'k');
+    const again = await Promise.all(calls.map((events) => stub.ingest(encodeShardBatch(events))));
+    expect(again.every((a) => a.accepted === 0 && a.duplicates === 10)).toBe(true);
+    expect((await hotKeys(ns)).total).toBe(200);
+  });
+
   it('enforces retention from the alarm: seconds for an hour, minutes for a week, trail for a day', async () => {
     const ns = 'retention.alarm';
     const stub = shardFor(ns, 'old');
