@@ -241,6 +241,20 @@ describe('CollectorShard storage', () => {
     expect((await hotKeys(ns)).total).toBe(200);
   });
 
+  it('replays a journal row written before shard batches (the accepted events themselves)', async () => {
+    const ns = 'journal.legacy';
+    let stub = shardFor(ns, 'k');
+    const events = Array.from({ length: 5 }, (_, i) => event({ ns, key: 'k', emitter: 'legacy', seq: i }));
+    await runInDurableObject(stub, (_, state) => {
+      state.storage.sql.exec('INSERT INTO kw_journal (events) VALUES (?)', JSON.stringify(events));
+    });
+    await abortAllDurableObjects();
+    stub = shardFor(ns, 'k');
+    // Check: the old row came back as accepted events, and they dedupe like any other.
+    expect(await stub.ingest(encodeShardBatch(events))).toEqual({ accepted: 0, duplicates: 5 });
+    expect((await hotKeys(ns)).total).toBe(5);
+  });
+
   it('enforces retention from the alarm: seconds for an hour, minutes for a week, trail for a day', async () => {
     const ns = 'retention.alarm';
     const stub = shardFor(ns, 'old');

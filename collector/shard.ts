@@ -6,11 +6,12 @@
 import { DurableObject } from 'cloudflare:workers';
 import { AnalyticsWriter } from './ae-writer';
 import { rowPoint, toDataPoint } from './analytics';
+import type { DecisionEvent } from './contract';
 import { emptyRanges, markIntervals, type Overlap, overlapOf, type SeenRanges } from './dedupe';
 import { HotWindows, hotScope, scopesOf } from './hot-windows';
 import type { DecisionTotal, SeriesPoint, TrailEvent } from './query/types';
 import { MinuteBuffer, RollupBuffer } from './rollups';
-import { rowTime, type ShardBatchWire, unitSize, type WireUnit } from './shard-batch';
+import { encodeShardBatch, rowTime, type ShardBatchWire, unitSize, type WireUnit } from './shard-batch';
 import { type EmitterState, RETENTION, RollupStore, type ShardHotKeysQuery, tableFor } from './store';
 
 /** Flush when this many rollup rows or trail events are waiting, or after FLUSH_DELAY_MS. */
@@ -39,6 +40,16 @@ export type ShardStats = {
   /** ingest calls per journal write since the shard started (group commit: higher under load) */
   journalCallsPerWrite: number;
 };
+
+/**
+ * The batches of one journal row: a row holds the batches of the calls it grouped. A row written
+ * before shard batches existed holds the accepted events themselves, and is read as one batch.
+ */
+export function journaledBatches(json: string): ShardBatchWire[] {
+  const row = JSON.parse(json) as ShardBatchWire[] | DecisionEvent[];
+  const legacy = row.length > 0 && !Array.isArray(row[0]);
+  return legacy ? [JSON.parse(encodeShardBatch(row as DecisionEvent[]))] : (row as ShardBatchWire[]);
+}
 
 export class CollectorShard extends DurableObject<Env> {
   #store!: RollupStore;
@@ -76,7 +87,7 @@ export class CollectorShard extends DurableObject<Env> {
       }
       for (const row of this.#store.journal()) {
         // The journal holds accepted events only; they count as accepted until the flush moves them.
-        for (const [units] of JSON.parse(row.events) as ShardBatchWire[]) {
+        for (const [units] of journaledBatches(row.events)) {
           for (const u of units) if (this.#admit(u) === 'none') this.#accepted += unitSize(u[2]);
         }
         this.#journalUpTo = row.seq;
