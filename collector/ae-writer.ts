@@ -4,7 +4,9 @@
 import { AE_WRITES_PER_INVOCATION } from './analytics';
 
 export class AnalyticsWriter {
-  #pending: AnalyticsEngineDataPoint[] = [];
+  /** pending points are #queue[#head…]: a drain moves the head instead of copying what is left */
+  #queue: AnalyticsEngineDataPoint[] = [];
+  #head = 0;
   dropped = 0;
   written = 0;
 
@@ -14,32 +16,38 @@ export class AnalyticsWriter {
   ) {}
 
   get pending(): number {
-    return this.#pending.length;
+    return this.#queue.length - this.#head;
   }
 
   enqueue(points: AnalyticsEngineDataPoint[]): void {
     if (!this.dataset) return;
-    const room = this.maxPending - this.#pending.length;
-    if (points.length > room) {
-      this.dropped += points.length - Math.max(room, 0);
-      points = points.slice(0, Math.max(room, 0));
-    }
-    for (const p of points) this.#pending.push(p);
+    const room = Math.max(this.maxPending - this.pending, 0);
+    const take = Math.min(points.length, room);
+    this.dropped += points.length - take;
+    for (let i = 0; i < take; i++) this.#queue.push(points[i]!);
   }
 
   /** Writes at most one invocation's worth; call once per invocation. Returns how many went. */
   drain(budget = AE_WRITES_PER_INVOCATION): number {
-    if (!this.dataset || this.#pending.length === 0) return 0;
-    const batch = this.#pending.length <= budget ? this.#pending : this.#pending.slice(0, budget);
-    this.#pending = this.#pending.length <= budget ? [] : this.#pending.slice(budget);
+    if (!this.dataset || this.pending === 0) return 0;
+    const end = Math.min(this.#queue.length, this.#head + budget);
     let written = 0;
-    for (const p of batch) {
+    for (let i = this.#head; i < end; i++) {
       try {
-        this.dataset.writeDataPoint(p);
+        this.dataset.writeDataPoint(this.#queue[i]);
         written++;
       } catch {
         this.dropped++;
       }
+    }
+    this.#head = end;
+    // Drop the written part once it is most of the array (amortized O(1) per point).
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
     }
     this.written += written;
     return written;
