@@ -383,6 +383,12 @@ export function runBackendSuite(name: string, setup: () => Promise<BackendUnderT
         await checkSeries(NS.nasty, 'c1', W, STEP);
       });
 
+      it('answers a window past an hour from per-minute buckets, the current minute included', async () => {
+        // Every bucket as the stream says, including events older than the 300 s window above.
+        const got = await checkSeries(NS.rateLimit, HOT_KEY, 7200, 600);
+        expect(got.points.reduce((s, p) => s + p.count, 0)).toBeGreaterThan(75);
+      });
+
       it('never widens a key into a pattern or an injection', async () => {
         for (const key of ["tenant:acme' OR '1'='1", 'tenant:%', `${HOT_KEY}\u0000`, "' OR 1=1 --"]) {
           const got = await b.series({ ns: NS.rateLimit, key, windowSec: W, stepSec: STEP, now });
@@ -458,6 +464,7 @@ export function runBackendSuite(name: string, setup: () => Promise<BackendUnderT
       it('counts decisions by namespace, pattern and decision', async () => {
         await expectTotals(W);
         await expectTotals(3600);
+        await expectTotals(7200);
       });
 
       it('narrows to one namespace, even one that needs escaping', async () => {
