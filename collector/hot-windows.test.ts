@@ -72,6 +72,54 @@ describe('hot windows', () => {
     });
   });
 
+  it('holds in-memory summaries under a key budget, reading older ones from SQLite, with the same answers', async () => {
+    await withStore('hot-windows-budget', (store) => {
+      const t0 = 1_800_000_000_000;
+      let now = t0;
+      const budget = 600;
+      const bounded = new HotWindows(store, () => now, budget);
+      const unbounded = new HotWindows(store, () => now);
+      const scopes = ['b.one', 'b.two', 'b.three'];
+      // 20 minutes, an event every 2 s per scope: 70 keys, so summaries fill up (64 named keys).
+      for (let sec = 0; sec < 20 * 60; sec += 2) {
+        now = t0 + sec * 1000;
+        for (const [i, scope] of scopes.entries()) {
+          const key = `k${(sec * 7 + i) % 70}`;
+          bounded.add([scope], key, now, 1 + (sec % 3));
+          unbounded.add([`u.${scope}`], key, now, 1 + (sec % 3));
+        }
+        bounded.close(now);
+        unbounded.close(now);
+        // Check: never over budget, at any point.
+        expect(bounded.stats().recentKeys).toBeLessThanOrEqual(budget);
+      }
+      expect(unbounded.stats().recentKeys).toBeGreaterThan(budget);
+      for (const windowSec of [10, 120, 300, 900, 3600]) {
+        for (const scope of scopes) {
+          // Check: what memory no longer holds comes from SQLite: the answers are the same.
+          expect(bounded.query(scope, windowSec, now)).toEqual(unbounded.query(`u.${scope}`, windowSec, now));
+        }
+      }
+    });
+  });
+
+  it('keeps in memory only what each tier serves (the day tier: its last hour)', async () => {
+    await withStore('hot-windows-memory', (store) => {
+      const t0 = 1_800_000_000_000;
+      let now = t0;
+      const hot = new HotWindows(store, () => now);
+      for (let min = 0; min < 150; min++) {
+        now = t0 + min * 60_000;
+        hot.add(['m'], `k${min % 3}`, now, 1);
+        hot.close(now);
+      }
+      // One event a minute: at most 3 summaries of the 2 min tier, 16 of the 15 min one, 61 of the day one
+      // (its last hour; the 150 minutes are in SQLite).
+      expect(hot.stats().recentSummaries).toBeLessThanOrEqual(3 + 16 + 61);
+      expect(hot.query('m', 2 * 3600, now)!.total).toBe(120);
+    });
+  });
+
   it('closes buckets into summaries kept in SQLite, and a restart reads them back', async () => {
     await withStore('hot-windows-restart', (store, sql) => {
       const t0 = 1_800_000_000_000;

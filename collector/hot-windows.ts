@@ -130,16 +130,27 @@ export class HotWindows {
   #open = new Map<string, Open>();
   /** the bucket each scope last counted in, per tier (a cache over #open; cleared when one closes) */
   #current = new Map<string, (Open | undefined)[]>();
-  /** closed summaries of the in-memory tiers, by `${tier}\0${ns}`, oldest first (loaded once) */
-  #recent = new Map<string, Summary[]>();
+  /**
+   * Closed summaries kept in memory, by `${tier}\0${ns}`, oldest first (loaded once): every summary
+   * of that tier and scope with `t ≥ from` is in `list`; older ones are read from SQLite.
+   */
+  #recent = new Map<string, { tier: Tier; list: Summary[]; from: number }>();
+  /** named keys over all in-memory summaries, held under `maxRecentKeys` */
+  #recentKeys = 0;
   /** closed buckets that late events touched, to re-summarize from the rollups */
   #stale = new Map<string, { tier: Tier; ns: string; t: number }>();
   /** events that arrived after their bucket closed (counted again via the rollups) */
   late = 0;
 
+  /**
+   * `maxRecentKeys`: the named keys all in-memory summaries may hold together. Memory grows with
+   * scopes (namespaces × patterns × decisions) as well as time; past the budget the oldest
+   * summaries are read from SQLite instead (about 70 bytes a key: 100,000 is about 7 MB).
+   */
   constructor(
     private readonly store: SummaryStore,
     private readonly now: () => number = Date.now,
+    private readonly maxRecentKeys = 100_000,
   ) {}
 
   /**
@@ -226,14 +237,10 @@ export class HotWindows {
     }
     this.#stale.clear();
     // Keep in memory only what each tier serves.
-    for (const [id, list] of this.#recent) {
-      const tier = TIERS.find((t) => id.startsWith(`${t.name}\u0000`))!;
-      const oldest = now - tier.keepMs;
-      if (list.length > 0 && list[0]!.t < oldest)
-        this.#recent.set(
-          id,
-          list.filter((s) => s.t >= oldest),
-        );
+    for (const r of this.#recent.values()) {
+      const oldest = now - r.tier.memoryMs;
+      while (r.list.length > 0 && r.list[0]!.t < oldest) this.#recentKeys -= r.list.shift()!.keys.length;
+      if (r.from < oldest) r.from = oldest;
     }
     return closed;
   }
@@ -241,10 +248,33 @@ export class HotWindows {
   #keep(tier: Tier, ns: string, summary: Summary, now: number): void {
     this.store.saveSummary(tier.name, ns, summary);
     if (summary.t < now - tier.memoryMs) return;
-    const list = this.#recentFor(tier, ns, now).filter((s) => s.t !== summary.t);
-    list.push(summary);
-    list.sort((a, b) => a.t - b.t);
-    this.#recent.set(`${tier.name}\u0000${ns}`, list);
+    const r = this.#recentFor(tier, ns, now);
+    if (summary.t < r.from) return; // past what memory holds of this scope: SQLite has it
+    // Mostly the newest; a late bucket's summary replaces its old one in place.
+    let i = r.list.length;
+    while (i > 0 && r.list[i - 1]!.t > summary.t) i--;
+    if (i > 0 && r.list[i - 1]!.t === summary.t) {
+      this.#recentKeys -= r.list[i - 1]!.keys.length;
+      r.list[i - 1] = summary;
+    } else r.list.splice(i, 0, summary);
+    this.#recentKeys += summary.keys.length;
+    this.#trim();
+  }
+
+  /** Over budget: drops the oldest summaries in memory, whichever tier or scope (down to 90%). */
+  #trim(): void {
+    if (this.#recentKeys <= this.maxRecentKeys) return;
+    const target = this.maxRecentKeys * 0.9;
+    while (this.#recentKeys > target) {
+      let victim: { list: Summary[]; from: number } | undefined;
+      for (const r of this.#recent.values()) {
+        if (r.list.length > 0 && (victim === undefined || r.list[0]!.t < victim.list[0]!.t)) victim = r;
+      }
+      if (victim === undefined) return;
+      const dropped = victim.list.shift()!;
+      this.#recentKeys -= dropped.keys.length;
+      victim.from = dropped.t + 1;
+    }
   }
 
   /** The tier that answers a window, or null when only the exact rollups reach that far. */
@@ -271,29 +301,45 @@ export class HotWindows {
       summaries.push(summarize(open.t, open.sketch));
       openTimes.add(open.t);
     }
-    const inMemoryFrom = now - tier.memoryMs;
-    const closed = this.#recentFor(tier, ns, now).filter((s) => s.t >= Math.max(from, inMemoryFrom));
+    const recent = this.#recentFor(tier, ns, now);
+    const inMemoryFrom = Math.max(now - tier.memoryMs, recent.from);
+    const closed = recent.list.filter((s) => s.t >= Math.max(from, inMemoryFrom));
     if (from < inMemoryFrom) closed.push(...this.store.loadSummaries(tier.name, ns, from, inMemoryFrom - 1));
     for (const s of closed) if (!openTimes.has(s.t)) summaries.push(s);
     return { ...unionSummaries(summaries), tier };
   }
 
   /** A tier's recent summaries of `ns`; after a restart they come back from SQLite, once. */
-  #recentFor(tier: Tier, ns: string, now: number): Summary[] {
+  #recentFor(tier: Tier, ns: string, now: number): { list: Summary[]; from: number } {
     const id = `${tier.name}\u0000${ns}`;
-    let list = this.#recent.get(id);
-    if (!list) {
-      list = this.store.loadSummaries(tier.name, ns, now - tier.memoryMs, now);
-      this.#recent.set(id, list);
+    let r = this.#recent.get(id);
+    if (!r) {
+      const from = now - tier.memoryMs;
+      r = { tier, list: this.store.loadSummaries(tier.name, ns, from, now), from };
+      this.#recent.set(id, r);
+      for (const s of r.list) this.#recentKeys += s.keys.length;
+      this.#trim();
     }
-    return list;
+    return r;
   }
 
-  stats(): { openSketches: number; recentSummaries: number; late: number; bytes: number } {
+  stats(): {
+    openSketches: number;
+    recentSummaries: number;
+    recentKeys: number;
+    late: number;
+    bytes: number;
+  } {
     let recentSummaries = 0;
-    for (const l of this.#recent.values()) recentSummaries += l.length;
+    for (const r of this.#recent.values()) recentSummaries += r.list.length;
     let bytes = 0;
     for (const o of this.#open.values()) bytes += o.sketch.byteSize();
-    return { openSketches: this.#open.size, recentSummaries, late: this.late, bytes };
+    return {
+      openSketches: this.#open.size,
+      recentSummaries,
+      recentKeys: this.#recentKeys,
+      late: this.late,
+      bytes,
+    };
   }
 }

@@ -39,6 +39,14 @@ export type ShardStats = {
   lastIngestAt: number | null;
   /** ingest calls per journal write since the shard started (group commit: higher under load) */
   journalCallsPerWrite: number;
+  /** hot-key sketches: open ones (bytes), closed summaries in memory and the keys they name */
+  sketches: {
+    openSketches: number;
+    bytes: number;
+    recentSummaries: number;
+    recentKeys: number;
+    late: number;
+  };
 };
 
 /**
@@ -356,6 +364,7 @@ export class CollectorShard extends DurableObject<Env> {
       lagMs: this.#lagMs,
       lastIngestAt: this.#lastIngestAt,
       journalCallsPerWrite: this.#groupWrites > 0 ? this.#groupedCalls / this.#groupWrites : 0,
+      sketches: this.#hot.stats(),
     };
   }
 }
