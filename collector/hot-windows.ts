@@ -137,6 +137,8 @@ export class HotWindows {
   #recent = new Map<string, { tier: Tier; list: Summary[]; from: number }>();
   /** named keys over all in-memory summaries, held under `maxRecentKeys` */
   #recentKeys = 0;
+  /** distinct keys of each (tier, scope)'s last closed bucket: the size of its next sketch */
+  #lastKeys = new Map<string, number>();
   /** closed buckets that late events touched, to re-summarize from the rollups */
   #stale = new Map<string, { tier: Tier; ns: string; t: number }>();
   /** events that arrived after their bucket closed (counted again via the rollups) */
@@ -206,7 +208,12 @@ export class HotWindows {
     const id = `${tier.name}\u0000${ns}\u0000${t}`;
     let open = this.#open.get(id);
     if (!open) {
-      const sketch = new HeavyHitters(SKETCH_CAPACITY, SKETCH_COUNTERS);
+      // Sized like this scope's last bucket of the tier: a busy scope skips the doublings.
+      const sketch = new HeavyHitters(
+        SKETCH_CAPACITY,
+        SKETCH_COUNTERS,
+        this.#lastKeys.get(`${tier.name}\u0000${ns}`),
+      );
       // After a restart the bucket may already hold flushed events: count them first.
       for (const r of this.store.flushedCounts(tier.name, ns, t, t + tier.bucketMs))
         sketch.add(r.key, r.count);
@@ -224,6 +231,7 @@ export class HotWindows {
     let closed = 0;
     for (const [id, open] of this.#open) {
       if (open.t + open.tier.bucketMs + open.tier.graceMs >= now) continue;
+      this.#lastKeys.set(`${open.tier.name}\u0000${open.ns}`, open.sketch.distinct());
       this.#keep(open.tier, open.ns, summarize(open.t, open.sketch), now);
       this.#open.delete(id);
       closed++;

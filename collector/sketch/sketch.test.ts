@@ -124,13 +124,38 @@ describe('HeavyHitters', () => {
       stream.push({ key: `tail:${i}`, weight: 1 });
       if (i % 10 === 0) stream.push({ key: 'hot', weight: 3 });
     }
+    // The table grows to its full size with the first few hundred keys, then never again.
+    for (const e of stream.slice(0, 500)) s.add(e.key, e.weight);
     const before = s.byteSize();
-    for (const e of stream) s.add(e.key, e.weight);
+    for (const e of stream.slice(500)) s.add(e.key, e.weight);
     checkGuarantees(s, stream);
     expect(s.top(1)[0]).toMatchObject({ key: 'hot' });
     expect(s.top(1)[0]!.count - 6_000).toBeLessThanOrEqual(s.absentBound());
     // Check memory does not grow with distinct keys: only short names were added.
     expect(s.byteSize() - before).toBeLessThan(8 * 100);
+  });
+
+  it('starts small and grows with distinct keys, exact until its table is full', () => {
+    const few = new HeavyHitters(64, 1024);
+    for (let i = 0; i < 30; i++) few.add(`k${i}`, i + 1);
+    const big = new HeavyHitters(64, 1024);
+    for (let i = 0; i < 5_000; i++) big.add(`k${i % 1500}`, 1);
+    // Check: a sketch of a few keys holds a few KB, not the full table.
+    expect(few.byteSize()).toBeLessThan(big.byteSize() / 4);
+    expect(few.absentBound()).toBe(0);
+    expect(few.top(3)).toEqual([
+      { key: 'k29', count: 30, error: 0 },
+      { key: 'k28', count: 29, error: 0 },
+      { key: 'k27', count: 28, error: 0 },
+    ]);
+    // 1,500 keys fit the full table (1,536 cells in use at most): grown, never purged, still exact.
+    expect(big.absentBound()).toBe(0);
+    expect(big.estimate('k7')).toEqual({ count: 4, error: 0 });
+    // Check: a grown sketch survives serialization with its names and bounds.
+    const again = HeavyHitters.fromBytes(big.toBytes());
+    expect(again.top(5)).toEqual(big.top(5));
+    again.add('k7', 2);
+    expect(again.estimate('k7')).toEqual({ count: 6, error: 0 });
   });
 
   it('merges shard sketches into one that keeps the guarantees of the whole stream', () => {

@@ -38,6 +38,8 @@ export interface Estimate {
 }
 
 const FORMAT_VERSION = 1;
+/** A new sketch's table; it doubles as keys arrive, up to what `counters` asks for. */
+const INITIAL_CELLS = 64;
 const MAX_COUNTERS = 1 << 20;
 const MAX_CAPACITY = 0x7fff;
 
@@ -51,15 +53,21 @@ export class HeavyHitters {
   private offset = 0;
   private size = 0;
   // Open addressing, linear probing; a cell is empty when stored is 0 (counts are ≥ 1). A cell's
-  // fingerprint is fp[2·cell] and fp[2·cell + 1]; the first lane's top bits are its home.
-  private readonly fp: Uint32Array;
-  private readonly stored: Float64Array;
-  private readonly mask: number;
-  private readonly shift: number;
-  // Purge when `full` cells are used, dropping at least the `k` smallest.
-  private readonly full: number;
+  // fingerprint is fp[2·cell] and fp[2·cell + 1]; the first lane's top bits are its home. The table
+  // starts small and doubles while it fills (no purge, so counts stay exact) up to `maxCells`: a
+  // sketch of a scope with a few keys holds a few cells, not the full 40 KB.
+  private fp: Uint32Array;
+  private stored: Float64Array;
+  private mask: number;
+  private shift: number;
+  /** grow (or, at maxCells, purge) when `full` cells are used */
+  private full: number;
+  private readonly maxCells: number;
+  /** `full` at maxCells: what the guarantees count on */
+  private readonly maxFull: number;
+  // A purge (at maxCells) drops at least the `k` smallest.
   private readonly k: number;
-  private readonly scratch: Float64Array;
+  private scratch: Float64Array | null = null;
   private readonly small = new Int32Array(16);
 
   // Named counters: ids 0..capacity-1 in a min-heap by count. An id has a cell, its key's text and
@@ -70,10 +78,14 @@ export class HeavyHitters {
   private readonly idError: Float64Array;
   private readonly idName: string[];
   private readonly freeIds: Int32Array;
-  private readonly cellId: Int16Array;
+  private cellId: Int16Array;
   private namedSize = 0;
 
-  constructor(capacity = 64, counters = 1024) {
+  /**
+   * `expectedKeys`: how many distinct keys the caller expects (say, what the same scope's previous
+   * bucket held), so a busy sketch starts at its size instead of doubling its way there.
+   */
+  constructor(capacity = 64, counters = 1024, expectedKeys = 0) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
       throw new RangeError(`capacity must be an integer in [1, ${MAX_CAPACITY}]`);
     }
@@ -86,13 +98,16 @@ export class HeavyHitters {
     // purges stay rare.
     let cells = 4;
     while (cells * 9 < counters * 16) cells *= 2;
-    this.mask = cells - 1;
-    this.shift = 32 - Math.log2(cells);
-    this.full = (cells * 3) >> 2;
-    this.k = this.full - counters + 1;
-    this.fp = new Uint32Array(2 * cells);
-    this.stored = new Float64Array(cells);
-    this.scratch = new Float64Array(this.k);
+    this.maxCells = cells;
+    this.maxFull = (cells * 3) >> 2;
+    this.k = this.maxFull - counters + 1;
+    let initial = Math.min(cells, INITIAL_CELLS);
+    while (initial < cells && initial * 3 < expectedKeys * 4) initial *= 2;
+    this.mask = initial - 1;
+    this.shift = 32 - Math.log2(initial);
+    this.full = (initial * 3) >> 2;
+    this.fp = new Uint32Array(2 * initial);
+    this.stored = new Float64Array(initial);
     this.heap = new Int32Array(capacity);
     this.idPos = new Int32Array(capacity);
     this.idCell = new Int32Array(capacity);
@@ -100,7 +115,7 @@ export class HeavyHitters {
     this.idName = new Array<string>(capacity).fill('');
     this.freeIds = new Int32Array(capacity);
     for (let id = 0; id < capacity; id++) this.freeIds[id] = capacity - 1 - id;
-    this.cellId = new Int16Array(cells).fill(-1);
+    this.cellId = new Int16Array(initial).fill(-1);
   }
 
   /** Count `weight` more occurrences of `key` (an event's `count`). */
@@ -134,15 +149,21 @@ export class HeavyHitters {
       cell = (cell + 1) & mask;
     }
     if (this.size >= this.full) {
-      this.purge();
-      cell = lo >>> this.shift;
-      while (stored[cell] !== 0) cell = (cell + 1) & mask;
+      if (this.mask + 1 < this.maxCells) this.double();
+      else this.purge();
+      cell = this.insert(lo, hi, weight);
+    } else {
+      this.size++;
+      fp[2 * cell] = lo;
+      fp[2 * cell + 1] = hi;
+      stored[cell] = weight;
     }
-    this.size++;
-    fp[2 * cell] = lo;
-    fp[2 * cell + 1] = hi;
-    stored[cell] = weight;
     this.grown(cell, key);
+  }
+
+  /** Distinct keys counted now (cells in use). */
+  distinct(): number {
+    return this.size;
   }
 
   /** Total weight added (N). */
@@ -181,7 +202,7 @@ export class HeavyHitters {
   /** Estimated bytes held: typed arrays, key texts (as two-byte strings, the worst case), objects. */
   byteSize(): number {
     let bytes = 512 + this.fp.byteLength + this.stored.byteLength + this.cellId.byteLength;
-    bytes += this.scratch.byteLength + 40 * this.capacity;
+    bytes += (this.scratch?.byteLength ?? 0) + 40 * this.capacity;
     for (let p = 0; p < this.namedSize; p++) bytes += 64 + 2 * this.idName[this.heap[p]!]!.length;
     return bytes;
   }
@@ -249,7 +270,7 @@ export class HeavyHitters {
     order.sort((a, b) => g[b]! - g[a]! || err[a]! - err[b]!);
     // Too many keys: cut at the full-th largest g, like a purge. ≥ full ≥ M keys held ≥ cut, so the
     // merged sketch still has Σ stored ≤ N − M·offset.
-    const cut = order.length >= out.full ? g[order[out.full - 1]!]! : 0;
+    const cut = order.length >= out.maxFull ? g[order[out.maxFull - 1]!]! : 0;
     out.offset = base + cut;
     for (const i of order) {
       if (g[i]! <= cut) break;
@@ -295,19 +316,22 @@ export class HeavyHitters {
     out.weight = r.varint();
     out.offset = r.varint();
     const size = r.varint();
-    if (size > out.full) throw new RangeError('corrupt sketch: more entries than cells');
-    const cells: number[] = [];
+    if (size > out.maxFull) throw new RangeError('corrupt sketch: more entries than cells');
+    // Entries by fingerprint: a later insert may double the table and move earlier ones.
+    const entries: number[] = [];
     for (let i = 0; i < size; i++) {
       const lo = r.u32();
       const hi = r.u32();
       const stored = r.varint();
       if (stored < 1 || out.find(lo, hi) >= 0) throw new RangeError('corrupt sketch entry');
-      cells.push(out.insert(lo, hi, stored));
+      out.insert(lo, hi, stored);
+      entries.push(lo, hi);
     }
     const named = r.varint();
     if (named > out.capacity) throw new RangeError('corrupt sketch: more names than capacity');
     for (let p = 0; p < named; p++) {
-      const cell = cells[r.varint()];
+      const ordinal = r.varint();
+      const cell = ordinal < size ? out.find(entries[2 * ordinal]!, entries[2 * ordinal + 1]!) : undefined;
       const error = r.varint();
       const key = r.text();
       if (cell === undefined || error > out.offset || out.cellId[cell] !== -1) {
@@ -341,7 +365,9 @@ export class HeavyHitters {
     return -1;
   }
 
+  /** Puts a fingerprint not in the table into a free cell (the table doubles first if it is full). */
   private insert(lo: number, hi: number, stored: number): number {
+    if (this.size >= this.full && this.mask + 1 < this.maxCells) this.double();
     let cell = lo >>> this.shift;
     while (this.stored[cell] !== 0) cell = (cell + 1) & this.mask;
     this.fp[2 * cell] = lo;
@@ -349,6 +375,31 @@ export class HeavyHitters {
     this.stored[cell] = stored;
     this.size++;
     return cell;
+  }
+
+  /** Twice the cells: every entry moves to its place in the larger table, names follow. */
+  private double(): void {
+    const oldFp = this.fp;
+    const oldStored = this.stored;
+    const oldCellId = this.cellId;
+    const cells = (this.mask + 1) * 2;
+    this.fp = new Uint32Array(2 * cells);
+    this.stored = new Float64Array(cells);
+    this.cellId = new Int16Array(cells).fill(-1);
+    this.mask = cells - 1;
+    this.shift = 32 - Math.log2(cells);
+    this.full = (cells * 3) >> 2;
+    this.size = 0;
+    for (let from = 0; from < oldStored.length; from++) {
+      const c = oldStored[from]!;
+      if (c === 0) continue;
+      const to = this.insert(oldFp[2 * from]!, oldFp[2 * from + 1]!, c);
+      const id = oldCellId[from]!;
+      if (id >= 0) {
+        this.cellId[to] = id;
+        this.idCell[id] = to;
+      }
+    }
   }
 
   // Subtracts the k-th smallest count from every cell and drops those that reach 0.
@@ -429,6 +480,7 @@ export class HeavyHitters {
   private kthSmallest(): number {
     const stored = this.stored;
     const cells = this.mask + 1;
+    this.scratch ??= new Float64Array(this.k);
     const h = this.scratch;
     const k = this.k;
     let n = 0;
@@ -539,15 +591,19 @@ export class HeavyHitters {
     this.weight = from.weight;
     this.offset = from.offset;
     this.size = from.size;
-    this.fp.set(from.fp);
-    this.stored.set(from.stored);
+    // Same sizes (merge keeps them), but `from` may hold a larger or smaller table so far.
+    this.fp = from.fp.slice();
+    this.stored = from.stored.slice();
+    this.mask = from.mask;
+    this.shift = from.shift;
+    this.full = from.full;
     this.heap.set(from.heap);
     this.idPos.set(from.idPos);
     this.idCell.set(from.idCell);
     this.idError.set(from.idError);
     this.freeIds.set(from.freeIds);
     for (let id = 0; id < this.capacity; id++) this.idName[id] = from.idName[id]!;
-    this.cellId.set(from.cellId);
+    this.cellId = from.cellId.slice();
     this.namedSize = from.namedSize;
   }
 }
