@@ -1,7 +1,7 @@
 // Analytics Engine mapping (DESIGN §3): one data point per event with a requestId or traceId, and
 // one per flushed rollup row for the rest (their `count` adds up, so `sum(double1 * _sample_interval)`
 // holds).
-import type { DecisionEvent } from './contract';
+import { type DecisionEvent, hasOwnPoint } from './contract';
 import { fnv1a64Hex } from './hash';
 import { RollupBuffer, type RollupRow } from './rollups';
 
@@ -59,11 +59,6 @@ export function toDataPoint(e: DecisionEvent): AnalyticsEngineDataPoint {
       e.ts,
     ],
   };
-}
-
-/** Events that keep their own data point: AE can then show a request's trail. */
-export function hasOwnPoint(e: DecisionEvent): boolean {
-  return e.requestId !== undefined || e.traceId !== undefined;
 }
 
 /**

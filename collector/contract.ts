@@ -137,6 +137,14 @@ export interface EventSink {
 }
 
 /**
+ * Events with a requestId or traceId are kept whole on their way through the collector: each has
+ * its own Analytics Engine point (AE can then show a request's trail) instead of a rollup row's.
+ */
+export function hasOwnPoint(e: DecisionEvent): boolean {
+  return e.requestId !== undefined || e.traceId !== undefined;
+}
+
+/**
  * `${emitterId}:${seq}` split at its last colon, as EVENT_ID reads it (the seq has no colon), or
  * null. By hand: this runs once per ingested event.
  */

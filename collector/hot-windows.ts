@@ -83,6 +83,11 @@ export interface SummaryStore {
   scopesSince(tier: Tier['name'], from: number): string[];
 }
 
+/** One tier of one scope: how per-scope state of each tier is keyed. */
+function tierScope(tier: Tier, ns: string): string {
+  return `${tier.name}\u0000${ns}`;
+}
+
 type Open = { tier: Tier; ns: string; t: number; sketch: HeavyHitters };
 
 export function summarize(t: number, sketch: HeavyHitters): Summary {
@@ -212,7 +217,7 @@ export class HotWindows {
       const sketch = new HeavyHitters(
         SKETCH_CAPACITY,
         SKETCH_COUNTERS,
-        this.#lastKeys.get(`${tier.name}\u0000${ns}`),
+        this.#lastKeys.get(tierScope(tier, ns)),
       );
       // After a restart the bucket may already hold flushed events: count them first.
       for (const r of this.store.flushedCounts(tier.name, ns, t, t + tier.bucketMs))
@@ -231,7 +236,7 @@ export class HotWindows {
     let closed = 0;
     for (const [id, open] of this.#open) {
       if (open.t + open.tier.bucketMs + open.tier.graceMs >= now) continue;
-      this.#lastKeys.set(`${open.tier.name}\u0000${open.ns}`, open.sketch.distinct());
+      this.#lastKeys.set(tierScope(open.tier, open.ns), open.sketch.distinct());
       this.#keep(open.tier, open.ns, summarize(open.t, open.sketch), now);
       this.#open.delete(id);
       closed++;
@@ -319,7 +324,7 @@ export class HotWindows {
 
   /** A tier's recent summaries of `ns`; after a restart they come back from SQLite, once. */
   #recentFor(tier: Tier, ns: string, now: number): { list: Summary[]; from: number } {
-    const id = `${tier.name}\u0000${ns}`;
+    const id = tierScope(tier, ns);
     let r = this.#recent.get(id);
     if (!r) {
       const from = now - tier.memoryMs;

@@ -27,6 +27,11 @@ async function hotKeys(ns: string, window = 300, limit = 100) {
   return (await res.json()) as { total: number; keys: { key: string; count: number; share: number }[] };
 }
 
+/** Lets the shard's alarm write every pending Analytics Engine point (250 per invocation). */
+async function drainAnalytics(shard: CollectorShard): Promise<void> {
+  while (shard.stats().aePending > 0) await shard.alarm();
+}
+
 describe('POST /ingest', () => {
   it('keeps the valid events of a mixed batch and says why each other one was refused', async () => {
     const ns = 'mixed.batch';
@@ -305,11 +310,8 @@ describe('CollectorShard storage', () => {
       instance.flush(); // what earlier tests left in this shard goes to AE first
       const dataset = (instance as unknown as { env: Env }).env.KEYWARDEN_EVENTS;
       const spy = vi.spyOn(dataset, 'writeDataPoint');
-      const drainEarlier = async () => {
-        while (instance.stats().aePending > 0) await instance.alarm();
-        spy.mockClear();
-      };
-      await drainEarlier();
+      await drainAnalytics(instance);
+      spy.mockClear();
       await instance.ingest(encodeShardBatch(events));
       const afterFirst = spy.mock.calls.length;
       await instance.alarm();
@@ -351,7 +353,7 @@ describe('CollectorShard storage', () => {
       // Check: rows get their points once they are flushed, at the next invocation.
       const beforeFlush = spy.mock.calls.filter((c) => c[0]!.blobs![0] === ns).length;
       instance.flush();
-      while (instance.stats().aePending > 0) await instance.alarm();
+      await drainAnalytics(instance);
       const p = spy.mock.calls.map((c) => c[0]!).filter((point) => point.blobs![0] === ns);
       spy.mockRestore();
       expect(beforeFlush).toBe(0);

@@ -3,7 +3,7 @@
 // each row becomes one Analytics Engine data point (analytics.ts): a row also keeps apart what a
 // point must not mix — events with and without a value or a duration, a split key's shard and
 // epoch, events that have their own point — which the store's upsert then adds up.
-import type { DecisionEvent } from './contract';
+import { type DecisionEvent, hasOwnPoint } from './contract';
 import { rowTime, type WireGroup } from './shard-batch';
 
 export type RollupRow = {
@@ -58,7 +58,7 @@ export class RollupBuffer {
       e.durationMs !== undefined ? e.count : 0,
       e.shard ?? -1,
       e.epoch ?? 0,
-      e.requestId !== undefined || e.traceId !== undefined,
+      hasOwnPoint(e),
     );
   }
 
@@ -126,13 +126,7 @@ export class RollupBuffer {
         row.vn > 0 === vn > 0 &&
         row.dn > 0 === dn > 0
       ) {
-        row.count += count;
-        row.vsum += vsum;
-        if (vmin !== null && (row.vmin === null || vmin < row.vmin)) row.vmin = vmin;
-        if (vmax !== null && (row.vmax === null || vmax > row.vmax)) row.vmax = vmax;
-        row.vn += vn;
-        row.dsum += dsum;
-        row.dn += dn;
+        addSums(row, count, vsum, vmin, vmax, vn, dsum, dn);
         return;
       }
     }
@@ -261,11 +255,25 @@ function mergeMinute(minute: Map<string, MinuteRow>, r: MinuteRow, m: number): v
     });
     return;
   }
-  row.count += r.count;
-  row.vsum += r.vsum;
-  if (r.vmin !== null && (row.vmin === null || r.vmin < row.vmin)) row.vmin = r.vmin;
-  if (r.vmax !== null && (row.vmax === null || r.vmax > row.vmax)) row.vmax = r.vmax;
-  row.vn += r.vn;
-  row.dsum += r.dsum;
-  row.dn += r.dn;
+  addSums(row, r.count, r.vsum, r.vmin, r.vmax, r.vn, r.dsum, r.dn);
+}
+
+/** Adds one row's sums into another's: counts and sums add up, extremes take the outer value. */
+function addSums(
+  row: MinuteRow,
+  count: number,
+  vsum: number,
+  vmin: number | null,
+  vmax: number | null,
+  vn: number,
+  dsum: number,
+  dn: number,
+): void {
+  row.count += count;
+  row.vsum += vsum;
+  if (vmin !== null && (row.vmin === null || vmin < row.vmin)) row.vmin = vmin;
+  if (vmax !== null && (row.vmax === null || vmax > row.vmax)) row.vmax = vmax;
+  row.vn += vn;
+  row.dsum += dsum;
+  row.dn += dn;
 }

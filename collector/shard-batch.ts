@@ -8,7 +8,7 @@
 // Dedupe stays exact: a shard admits or refuses a unit whole (its rows cannot be split). A unit it
 // has seen in part, which only a producer that re-batches differently can cause, goes back to the
 // Worker, which sends those events again as units of one event each (`singletons`).
-import { type DecisionEvent, parseEventId } from './contract';
+import { type DecisionEvent, hasOwnPoint, parseEventId } from './contract';
 import { emptyRanges, intervalsOf, markSeen, type SeenRanges } from './dedupe';
 
 /**
@@ -90,7 +90,7 @@ export class ShardBatchBuilder {
     }
     this.events.push(e);
     if (e.ts > u.lastTs) u.lastTs = e.ts;
-    if (e.requestId !== undefined || e.traceId !== undefined) {
+    if (hasOwnPoint(e)) {
       u.events.push(e);
       return;
     }
@@ -142,7 +142,7 @@ function groupOf(u: Unit, ns: string, key: string): WireGroup {
  * Analytics Engine point must not mix (with or without a value or a duration, a split key's shard
  * and epoch). A key has a handful of rows in a batch, so a scan beats building a string key.
  */
-export function addToRows(rows: WireRow[], e: DecisionEvent): void {
+function addToRows(rows: WireRow[], e: DecisionEvent): void {
   const t = e.ts - (e.ts % 1000);
   const shard = e.shard ?? -1;
   const epoch = e.epoch ?? 0;

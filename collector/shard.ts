@@ -53,7 +53,7 @@ export type ShardStats = {
  * The batches of one journal row: a row holds the batches of the calls it grouped. A row written
  * before shard batches existed holds the accepted events themselves, and is read as one batch.
  */
-export function journaledBatches(json: string): ShardBatchWire[] {
+function journaledBatches(json: string): ShardBatchWire[] {
   const row = JSON.parse(json) as ShardBatchWire[] | DecisionEvent[];
   const legacy = row.length > 0 && !Array.isArray(row[0]);
   return legacy ? [JSON.parse(encodeShardBatch(row as DecisionEvent[]))] : (row as ShardBatchWire[]);
@@ -217,10 +217,7 @@ export class CollectorShard extends DurableObject<Env> {
     if (this.#journalUpTo === 0 && this.#dirtyEmitters.size === 0) {
       const closed = this.#minutes.closeDue(now);
       this.ctx.storage.transactionSync(() => {
-        if (closed) {
-          this.#store.writeMinutes(closed.rows);
-          this.#store.setMark('minutes_through', closed.through);
-        }
+        if (closed) this.#store.writeClosedMinutes(closed);
         this.#hot.close();
       });
       return;
@@ -288,13 +285,13 @@ export class CollectorShard extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.flush();
-    this.ctx.storage.transactionSync(() => this.#hot.close());
+    this.flush(); // it also closes the sketch buckets that are due
     const now = Date.now();
     this.#store.prune(now);
-    // Forget dedupe state the store just forgot, so memory follows retention too.
+    // Forget dedupe state the store just forgot, so memory follows retention too (the flush above
+    // left no emitter unwritten).
     for (const [id, e] of this.#emitters) {
-      if (e.lastSeen < now - RETENTION.emitterMs && !this.#dirtyEmitters.has(id)) this.#emitters.delete(id);
+      if (e.lastSeen < now - RETENTION.emitterMs) this.#emitters.delete(id);
     }
     this.#ae.drain();
     await this.ctx.storage.setAlarm(now + (this.#ae.pending > 0 ? 1_000 : HOUSEKEEPING_MS));

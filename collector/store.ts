@@ -65,10 +65,15 @@ const MERGE = `ON CONFLICT DO UPDATE SET count = count + excluded.count, vsum = 
 const UPSERT_SECONDS = `INSERT INTO kw_seconds (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
   SELECT ${ROW_COLUMNS} FROM json_each(?) WHERE true ${MERGE}`;
 
+/** Seconds rows (`source`: a table or subquery with their columns) added up into minute rows. */
+const minutesOf = (
+  source: string,
+) => `SELECT ns, key, pattern, decision, t - t % 60000 AS t, sum(count) AS count,
+  sum(vsum) AS vsum, min(vmin) AS vmin, max(vmax) AS vmax, sum(vn) AS vn, sum(dsum) AS dsum, sum(dn) AS dn
+  FROM ${source} GROUP BY 1, 2, 3, 4, 5`;
+
 const UPSERT_MINUTES = `INSERT INTO kw_minutes (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
-  SELECT ns, key, pattern, decision, t / 60000 * 60000, sum(count), sum(vsum), min(vmin), max(vmax),
-    sum(vn), sum(dsum), sum(dn)
-  FROM (SELECT ${ROW_COLUMNS} FROM json_each(?)) GROUP BY 1, 2, 3, 4, 5 ${MERGE}`;
+  ${minutesOf(`(SELECT ${ROW_COLUMNS} FROM json_each(?))`)} ${MERGE}`;
 
 const REPLACE_MINUTES = `INSERT OR REPLACE INTO kw_minutes (ns, key, pattern, decision, t, count, vsum, vmin, vmax, vn, dsum, dn)
   SELECT ${ROW_COLUMNS} FROM json_each(?)`;
@@ -169,10 +174,7 @@ export class RollupStore implements SummaryStore {
       this.sql.exec(UPSERT_TOTALS, JSON.stringify([...totals.values()]));
     }
     if (f.lateRows && f.lateRows.length > 0) this.sql.exec(UPSERT_MINUTES, rowsJson(f.lateRows));
-    if (f.closedMinutes) {
-      this.writeMinutes(f.closedMinutes.rows);
-      this.setMark('minutes_through', f.closedMinutes.through);
-    }
+    if (f.closedMinutes) this.writeClosedMinutes(f.closedMinutes);
     if (f.trail.length > 0) {
       this.sql.exec(
         INSERT_TRAIL,
@@ -199,6 +201,12 @@ export class RollupStore implements SummaryStore {
     if (f.journalUpTo > 0) this.sql.exec('DELETE FROM kw_journal WHERE seq <= ?', f.journalUpTo);
   }
 
+  /** Minutes that closed: written whole, and marked written (a restart rebuilds only later ones). */
+  writeClosedMinutes(closed: { through: number; rows: MinuteRow[] }): void {
+    this.writeMinutes(closed.rows);
+    this.setMark('minutes_through', closed.through);
+  }
+
   /** Writes minute rows whole: each replaces its (minute, ns, key, pattern, decision) row. */
   writeMinutes(rows: readonly MinuteRow[]): void {
     if (rows.length > 0) this.sql.exec(REPLACE_MINUTES, rowsJson(rows));
@@ -211,14 +219,7 @@ export class RollupStore implements SummaryStore {
   unwrittenMinutes(now: number): MinuteRow[] {
     // Never written before: the seconds' whole hour may hold minutes of a shard that ran before.
     const from = this.mark('minutes_through') ?? now - RETENTION.secondsMs;
-    return this.sql
-      .exec<MinuteRow>(
-        `SELECT ns, key, pattern, decision, t - t % 60000 AS t, sum(count) AS count, sum(vsum) AS vsum,
-           min(vmin) AS vmin, max(vmax) AS vmax, sum(vn) AS vn, sum(dsum) AS dsum, sum(dn) AS dn
-         FROM kw_seconds WHERE t >= ? GROUP BY 5, 1, 2, 3, 4`,
-        from - (from % 60_000),
-      )
-      .toArray();
+    return this.sql.exec<MinuteRow>(minutesOf('kw_seconds WHERE t >= ?'), from - (from % 60_000)).toArray();
   }
 
   mark(name: string): number | null {

@@ -7,6 +7,9 @@ export type Verdict =
   | { ok: true; event: DecisionEvent; emitter: string; seq: number }
   | { ok: false; code: string; message: string };
 
+const REQUIRED = ['v', 'id', 'ts', 'ns', 'key', 'pattern', 'decision', 'count'] as const;
+const OPTIONAL_NUMBERS = ['value', 'min', 'max', 'durationMs'] as const;
+
 /** A field of contract v1. A switch over the (internalized) names beats a Set lookup here. */
 function isKnown(k: string): boolean {
   switch (k) {
@@ -37,8 +40,6 @@ const DECISION_SETS = new Map<string, Set<string>>(
   Object.entries(DECISIONS).map(([p, ds]) => [p, new Set<string>(ds)]),
 );
 
-const isFiniteNumber = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n);
-
 const fail = (code: string, message: string): Verdict => ({ ok: false, code, message });
 
 function text(v: unknown, field: string, maxBytes: number): Verdict | null {
@@ -63,25 +64,9 @@ export function validateEvent(input: unknown): Verdict {
   for (const k in e) {
     if (!isKnown(k)) return fail('unknown_field', `unknown field "${k.slice(0, 64)}"`);
   }
-  const missing =
-    e.v === undefined
-      ? 'v'
-      : e.id === undefined
-        ? 'id'
-        : e.ts === undefined
-          ? 'ts'
-          : e.ns === undefined
-            ? 'ns'
-            : e.key === undefined
-              ? 'key'
-              : e.pattern === undefined
-                ? 'pattern'
-                : e.decision === undefined
-                  ? 'decision'
-                  : e.count === undefined
-                    ? 'count'
-                    : null;
-  if (missing !== null) return fail('missing_field', `${missing} is required`);
+  for (const k of REQUIRED) {
+    if (e[k] === undefined) return fail('missing_field', `${k} is required`);
+  }
   if (e.v !== 1) return fail('unsupported_version', 'v must be 1 (contract v1)');
   const bad =
     text(e.id, 'id', LIMITS.idBytes) ??
@@ -102,12 +87,11 @@ export function validateEvent(input: unknown): Verdict {
       'invalid_decision',
       `decision must be one of ${[...decisions].join(', ')} for pattern ${e.pattern as string}`,
     );
-  const badNumber =
-    (e.value !== undefined && !isFiniteNumber(e.value) && 'value') ||
-    (e.min !== undefined && !isFiniteNumber(e.min) && 'min') ||
-    (e.max !== undefined && !isFiniteNumber(e.max) && 'max') ||
-    (e.durationMs !== undefined && !isFiniteNumber(e.durationMs) && 'durationMs');
-  if (badNumber) return fail('invalid_type', `${badNumber} must be a finite number`);
+  for (const k of OPTIONAL_NUMBERS) {
+    const n = e[k];
+    if (n !== undefined && (typeof n !== 'number' || !Number.isFinite(n)))
+      return fail('invalid_type', `${k} must be a finite number`);
+  }
   if (e.durationMs !== undefined && (e.durationMs as number) < 0)
     return fail('invalid_value', 'durationMs must be ≥ 0');
   const optional =

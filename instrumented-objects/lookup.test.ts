@@ -8,15 +8,7 @@ import { authoritativeLookup } from './lookup';
 
 describe('the authoritative lookup', () => {
   it('asks every object in a request’s trail for its own ledger entry', async () => {
-    const res = await payDemoRoutes.request(
-      'http://keywarden.test/demo/pay/o-lookup',
-      {
-        method: 'POST',
-        headers: { authorization: 'Bearer test-api-token', 'idempotency-key': 'lookup-key' },
-        body: JSON.stringify({ amount: 42 }),
-      },
-      env,
-    );
+    const res = await pay();
     expect(res.status).toBe(200);
     await payAgain();
     const key = 'order:o-lookup';
@@ -76,9 +68,9 @@ describe('the authoritative lookup', () => {
   });
 });
 
-/** A retry of the same payment, so the ledger's trail holds a duplicate too. */
-async function payAgain() {
-  const res = await payDemoRoutes.request(
+/** The one payment these tests look up (the same Idempotency-Key each time). */
+async function pay(): Promise<Response> {
+  return payDemoRoutes.request(
     'http://keywarden.test/demo/pay/o-lookup',
     {
       method: 'POST',
@@ -87,5 +79,10 @@ async function payAgain() {
     },
     env,
   );
+}
+
+/** A retry of the same payment, so the ledger's trail holds a duplicate too. */
+async function payAgain() {
+  const res = await pay();
   expect(await res.json()).toMatchObject({ replayed: true });
 }

@@ -1,6 +1,7 @@
 import { env, runDurableObjectAlarm, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { Collector } from '../../../collector';
+import { thrown } from '../../../test/errors';
 import { API_AUTH, patternRoutes } from '../../../test/routes';
 import { flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
@@ -31,16 +32,6 @@ runConformance({
 const NS = 'test.counter';
 const counter = (key: string) => objectFor(env.COUNTER, NS, key);
 const AUTH = API_AUTH;
-
-/** The message a call rejected with (an RPC promise handed to `expect().rejects` is reported unhandled). */
-async function thrown(f: () => Promise<unknown>): Promise<string> {
-  try {
-    await f();
-  } catch (err) {
-    return String(err);
-  }
-  return 'did not throw';
-}
 
 describe('the counter object', () => {
   it('counts exactly, dedupes by requestId, and reports a reused id with another amount', async () => {

@@ -1,6 +1,7 @@
 import { abortAllDurableObjects, env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { Collector } from '../../../collector';
+import { thrown } from '../../../test/errors';
 import { API_AUTH, patternRoutes } from '../../../test/routes';
 import { answered, flushTelemetry, runConformance } from '../../conformance';
 import { objectFor } from '../../kit';
@@ -15,15 +16,6 @@ async function expectedDigest(ns: string, key: string, generation: number, round
   let data: ArrayBuffer = new TextEncoder().encode(`${ns}:${key}:${generation}`).buffer as ArrayBuffer;
   for (let i = 0; i < rounds; i++) data = await crypto.subtle.digest('SHA-256', data);
   return [...new Uint8Array(data)].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-async function thrown(f: () => Promise<unknown>): Promise<string> {
-  try {
-    await f();
-  } catch (err) {
-    return String(err);
-  }
-  return 'did not throw';
 }
 
 type Summary = Extract<SingleFlightInspect, { recent: unknown }>;
